@@ -1,0 +1,498 @@
+//! Configuration of a Civitas installation.
+//!
+//! Sources, later ones winning: built-in defaults, the TOML file named by
+//! `--config` or `CIVITAS_CONFIG`, then `CIVITAS__SECTION__KEY` environment
+//! variables (`CIVITAS_DATA_DIR` sets the data directory). Unknown keys are
+//! errors, and [`Config::validate`] names the offending key. Secrets are
+//! never values in the configuration, only *locations* ([`SecretLocation`]).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Everything that can be configured.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Folder holding the database, the models and the indexes. Empty means
+    /// `CIVITAS_DATA_DIR`, or `$XDG_DATA_HOME/civitas` (`~/.local/share/civitas`).
+    pub data_dir: String,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub models: ModelsConfig,
+    pub logging: LoggingConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Seconds given to streams in flight when the server is asked to stop.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Empty: SQLite file `civitas.db` in the data directory. Otherwise a
+    /// `sqlite://PATH` or `postgres://...` URL.
+    pub url: String,
+    /// Connections in the pool.
+    pub max_connections: u32,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Where the bootstrap API key is read from: `env::NAME` or `file::PATH`.
+    pub bootstrap_key: String,
+}
+
+/// `[models]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Folder of installed models; empty means `models` in the data directory.
+    pub dir: String,
+    /// Catalogue name (or imported name) of the chat model served.
+    pub chat: String,
+    /// Embedding model served on `/v1/embeddings`; empty disables it.
+    pub embedding: String,
+    /// Fetch missing models when `serve` starts.
+    pub pull_on_start: bool,
+    /// Threads for generation; 0 picks the catalogue's recommendation,
+    /// bounded by the number of cores.
+    pub threads: u32,
+    /// Context window of each slot (the most one request may use), in
+    /// tokens; clamped to what the model was trained for.
+    pub context_length: u32,
+    /// Sequences decoded together (continuous batching).
+    pub slots: u32,
+    /// Requests allowed to wait for a slot before answering 429.
+    pub queue_depth: u32,
+    /// Largest `max_tokens` a request may ask for; also the default.
+    pub max_output_tokens: u32,
+}
+
+/// `[logging]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// `text` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `civitas_server=debug`.
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".to_owned(),
+            max_body_bytes: 4 * 1024 * 1024,
+            shutdown_grace_seconds: 15,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            max_connections: 8,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            bootstrap_key: "env::CIVITAS_BOOTSTRAP_KEY".to_owned(),
+        }
+    }
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            dir: String::new(),
+            chat: "qwen2.5-1.5b-instruct".to_owned(),
+            embedding: "all-minilm-l6-v2".to_owned(),
+            pull_on_start: true,
+            threads: 0,
+            context_length: 4096,
+            slots: 4,
+            queue_depth: 64,
+            max_output_tokens: 2048,
+        }
+    }
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        LoggingConfig {
+            format: "text".to_owned(),
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Why the configuration was refused. Every message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {path} does not exist")]
+    MissingFile { path: PathBuf },
+    #[error("{0}")]
+    Parse(String),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Config::load`] with an explicit environment, for tests.
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let civitas_vars: Vec<(String, String)> = env
+            .iter()
+            .filter(|(name, _)| name.starts_with("CIVITAS__"))
+            .cloned()
+            .collect();
+        // The environment is passed in (not read by figment) so that tests
+        // can give their own; `CIVITAS__A__B` becomes the key `a.b`.
+        for (name, value) in &civitas_vars {
+            let key = name["CIVITAS__".len()..].to_ascii_lowercase().replace("__", ".");
+            figment = figment.merge(Serialized::global(&key, parse_env_value(value)));
+        }
+        if let Some((_, dir)) = env.iter().find(|(name, _)| name == "CIVITAS_DATA_DIR") {
+            if !dir.is_empty() {
+                figment = figment.merge(Serialized::global("data_dir", dir.clone()));
+            }
+        }
+        let config: Config = figment.extract().map_err(|error| {
+            let messages: Vec<String> = error.into_iter().map(describe_figment_error).collect();
+            ConfigError::Parse(messages.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.server.max_body_bytes < 1024 {
+            return Err(invalid("server.max_body_bytes", "must be at least 1024"));
+        }
+        let url = &self.database.url;
+        if !url.is_empty()
+            && !url.starts_with("sqlite:")
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
+        {
+            return Err(invalid(
+                "database.url",
+                "must be empty (SQLite in the data directory), sqlite://PATH or postgres://...",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        SecretLocation::parse(&self.auth.bootstrap_key)
+            .map_err(|message| invalid("auth.bootstrap_key", message))?;
+        if self.models.chat.trim().is_empty() {
+            return Err(invalid("models.chat", "must name a model"));
+        }
+        if !(512..=131_072).contains(&self.models.context_length) {
+            return Err(invalid("models.context_length", "must be between 512 and 131072"));
+        }
+        if !(1..=64).contains(&self.models.slots) {
+            return Err(invalid("models.slots", "must be between 1 and 64"));
+        }
+        if self.models.threads > 256 {
+            return Err(invalid("models.threads", "must be at most 256"));
+        }
+        if self.models.max_output_tokens == 0 {
+            return Err(invalid("models.max_output_tokens", "must be at least 1"));
+        }
+        if self.logging.format != "text" && self.logging.format != "json" {
+            return Err(invalid("logging.format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    /// `server.listen` as a socket address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            invalid(
+                "server.listen",
+                format!("`{}` is not an address:port", self.server.listen),
+            )
+        })
+    }
+
+    /// The data directory, resolved.
+    pub fn data_dir(&self) -> PathBuf {
+        if !self.data_dir.is_empty() {
+            return PathBuf::from(&self.data_dir);
+        }
+        platform_data_dir().join("civitas")
+    }
+
+    /// The database URL, resolved (SQLite in the data directory by default).
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!("sqlite://{}", self.data_dir().join("civitas.db").display())
+        } else {
+            self.database.url.clone()
+        }
+    }
+
+    /// Where models are stored.
+    pub fn models_dir(&self) -> PathBuf {
+        if !self.models.dir.is_empty() {
+            return PathBuf::from(&self.models.dir);
+        }
+        self.data_dir().join("models")
+    }
+}
+
+/// `$XDG_DATA_HOME`, else `$HOME/.local/share`, else the current folder.
+fn platform_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    match std::env::var_os("HOME").filter(|home| !home.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local").join("share"),
+        None => PathBuf::from("."),
+    }
+}
+
+fn parse_env_value(value: &str) -> figment::value::Value {
+    use figment::value::Value;
+    if let Ok(number) = value.parse::<u64>() {
+        return Value::from(number);
+    }
+    match value {
+        "true" => Value::from(true),
+        "false" => Value::from(false),
+        _ => Value::from(value.to_owned()),
+    }
+}
+
+fn describe_figment_error(error: figment::Error) -> String {
+    let key = error.path.join(".");
+    let kind = error.kind.to_string();
+    if key.is_empty() {
+        format!("configuration: {kind}")
+    } else {
+        format!("configuration key `{key}`: {kind}")
+    }
+}
+
+/// Where a secret is read from; a secret's value never appears in config.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretLocation {
+    /// `env::NAME`
+    Env(String),
+    /// `file::PATH`
+    File(PathBuf),
+}
+
+impl fmt::Debug for SecretLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretLocation::Env(name) => write!(f, "env::{name}"),
+            SecretLocation::File(path) => write!(f, "file::{}", path.display()),
+        }
+    }
+}
+
+impl SecretLocation {
+    pub fn parse(location: &str) -> Result<SecretLocation, String> {
+        if let Some(name) = location.strip_prefix("env::") {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("`{name}` is not an environment variable name"));
+            }
+            return Ok(SecretLocation::Env(name.to_owned()));
+        }
+        if let Some(path) = location.strip_prefix("file::") {
+            if path.is_empty() {
+                return Err("`file::` needs a path".to_owned());
+            }
+            return Ok(SecretLocation::File(PathBuf::from(path)));
+        }
+        Err("must be a location, `env::NAME` or `file::PATH`, never the secret itself".to_owned())
+    }
+
+    /// Reads the secret. `Ok(None)` when the variable or file is absent.
+    pub fn read(&self) -> Result<Option<Secret>, String> {
+        match self {
+            SecretLocation::Env(name) => match std::env::var(name) {
+                Ok(value) if !value.trim().is_empty() => Ok(Some(Secret(value.trim().to_owned()))),
+                _ => Ok(None),
+            },
+            SecretLocation::File(path) => match std::fs::read_to_string(path) {
+                Ok(value) if !value.trim().is_empty() => Ok(Some(Secret(value.trim().to_owned()))),
+                Ok(_) => Ok(None),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(format!("cannot read {}: {error}", path.display())),
+            },
+        }
+    }
+}
+
+/// A secret value. Its `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:8080");
+        assert_eq!(config.models.chat, "qwen2.5-1.5b-instruct");
+    }
+
+    #[test]
+    fn file_then_environment_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("civitas.toml");
+        std::fs::write(
+            &path,
+            "[server]\nlisten = \"127.0.0.1:9000\"\n[models]\nslots = 2\n",
+        )
+        .unwrap();
+        let config = Config::load_from(
+            Some(&path),
+            env(&[
+                ("CIVITAS__MODELS__SLOTS", "3"),
+                ("CIVITAS_DATA_DIR", "/srv/civitas"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.listen, "127.0.0.1:9000");
+        assert_eq!(config.models.slots, 3);
+        assert_eq!(config.data_dir(), PathBuf::from("/srv/civitas"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("civitas.toml");
+        std::fs::write(&path, "[server]\nlisten_on = \"x\"\n").unwrap();
+        let error = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("listen_on"), "{error}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let error = Config::load_from(None, env(&[("CIVITAS__SERVER__LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.listen"), "{error}");
+        let error = Config::load_from(None, env(&[("CIVITAS__MODELS__SLOTS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("models.slots"), "{error}");
+    }
+
+    #[test]
+    fn secrets_are_locations_and_redacted() {
+        let error = Config::load_from(None, env(&[("CIVITAS__AUTH__BOOTSTRAP_KEY", "sk-literal")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("auth.bootstrap_key"), "{error}");
+        assert!(!format!("{:?}", Secret::new("sk-123")).contains("sk-123"));
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    use super::*;
+
+    fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = format!("{prefix}{key}");
+            match value {
+                toml::Value::Table(inner) => keys(inner, &format!("{path}."), out),
+                _ => out.push(path),
+            }
+        }
+    }
+
+    /// The commented reference file lists every key with its default, so it
+    /// cannot drift from the code.
+    #[test]
+    fn example_file_holds_every_key_at_its_default() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../civitas.example.toml");
+        let config = Config::load_from(Some(&path), Vec::new()).unwrap();
+        assert_eq!(config, Config::default());
+        let example: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let defaults: toml::Table = toml::from_str(&toml::to_string(&Config::default()).unwrap()).unwrap();
+        let (mut example_keys, mut default_keys) = (Vec::new(), Vec::new());
+        keys(&example, "", &mut example_keys);
+        keys(&defaults, "", &mut default_keys);
+        example_keys.sort();
+        default_keys.sort();
+        assert_eq!(example_keys, default_keys);
+    }
+}

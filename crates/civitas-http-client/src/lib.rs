@@ -1,0 +1,185 @@
+//! Every outbound HTTP call of Civitas goes through [`HttpClient`].
+//!
+//! It applies connect and total timeouts, bounds response bodies, and checks
+//! each destination against an [`AddressPolicy`]: by default internal
+//! addresses (loopback, private ranges, link-local, cloud metadata) are
+//! refused unless their host is explicitly allow-listed, e.g. an agency's
+//! own inference server.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// Why an outbound call was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpClientError {
+    #[error("invalid URL: {0}")]
+    InvalidUrl(String),
+    #[error("destination {host} is an internal address and is not allow-listed")]
+    ForbiddenAddress { host: String },
+    #[error("cannot resolve {host}")]
+    Resolve { host: String },
+    #[error("response body larger than {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("request failed: {0}")]
+    Transport(String),
+}
+
+/// Which destinations may be called.
+#[derive(Debug, Clone, Default)]
+pub struct AddressPolicy {
+    /// Hosts (as written in URLs) allowed even when they resolve to
+    /// internal addresses.
+    pub allowed_internal_hosts: Vec<String>,
+}
+
+/// True for addresses that must not be reached from user-supplied URLs.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_internal_v4(v4),
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal_v4(v4);
+            }
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (v6.segments()[0] & 0xfe00) == 0xfc00
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        }
+    }
+}
+
+fn is_internal_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, ..] = v4.octets();
+    v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b))
+        || (a == 198 && (b == 18 || b == 19))
+}
+
+impl AddressPolicy {
+    /// Checks a URL's host and every address it resolves to.
+    pub async fn check(&self, url: &url::Url) -> Result<(), HttpClientError> {
+        let host = url
+            .host_str()
+            .ok_or_else(|| HttpClientError::InvalidUrl("no host".to_owned()))?
+            .to_owned();
+        if self
+            .allowed_internal_hosts
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(&host))
+        {
+            return Ok(());
+        }
+        let port = url.port_or_known_default().unwrap_or(443);
+        let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.trim_matches(['[', ']']), port))
+            .await
+            .map_err(|_| HttpClientError::Resolve { host: host.clone() })?
+            .collect();
+        if addresses.is_empty() {
+            return Err(HttpClientError::Resolve { host });
+        }
+        if addresses.iter().any(|address| is_internal(address.ip())) {
+            return Err(HttpClientError::ForbiddenAddress { host });
+        }
+        Ok(())
+    }
+}
+
+/// The outbound client.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    policy: AddressPolicy,
+    max_body_bytes: usize,
+}
+
+impl HttpClient {
+    pub fn new(
+        policy: AddressPolicy,
+        timeout: Duration,
+        max_body_bytes: usize,
+    ) -> Result<HttpClient, HttpClientError> {
+        let inner = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+        Ok(HttpClient {
+            inner,
+            policy,
+            max_body_bytes,
+        })
+    }
+
+    /// GETs a URL after the policy check; the body is bounded.
+    pub async fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpClientError> {
+        let parsed = url::Url::parse(url).map_err(|error| HttpClientError::InvalidUrl(error.to_string()))?;
+        self.policy.check(&parsed).await?;
+        let mut response = self
+            .inner
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| HttpClientError::Transport(error.to_string()))?
+        {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(HttpClientError::BodyTooLarge {
+                    limit: self.max_body_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_ranges_are_recognised() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(is_internal(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["1.1.1.1", "2001:4860:4860::8888", "151.101.1.1"] {
+            assert!(!is_internal(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn loopback_refused_unless_allow_listed() {
+        let url = url::Url::parse("http://127.0.0.1:9/x").unwrap();
+        let error = AddressPolicy::default().check(&url).await.unwrap_err();
+        assert!(matches!(error, HttpClientError::ForbiddenAddress { .. }));
+        let policy = AddressPolicy {
+            allowed_internal_hosts: vec!["127.0.0.1".to_owned()],
+        };
+        policy.check(&url).await.unwrap();
+    }
+}

@@ -1,0 +1,228 @@
+//! The Civitas HTTP server.
+//!
+//! [`Application::build`] is used by both the binary and the tests: it
+//! binds the listener (port 0 in tests), wires the state and the router.
+//! This is the only crate that knows axum, status codes and the wire format.
+//!
+//! Architecture invariant: every route needs an API key except the named
+//! allow-list in [`PUBLIC_ROUTES`].
+
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod recorder;
+pub mod routes;
+pub mod state;
+
+use std::future::{Future, IntoFuture};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use civitas_config::{Config, Secret};
+use civitas_inference::ChatEngine;
+use civitas_store::Store;
+use civitas_types::ErrorCode;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::recorder::RequestRecorder;
+use crate::state::AppState;
+
+/// Routes reachable without an API key.
+pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
+
+/// The matched route, carried to the outer middleware for metric labels.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
+async fn tag_route(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteLabel(route));
+    }
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::RouteNotFound, "no such route; the API lives under /v1")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this method is not allowed on this route",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("a handler panicked; answered 500");
+    ApiError::internal().into_response()
+}
+
+/// Builds the router over `state`.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/v1/models", get(routes::models::list))
+        .route("/v1/models/{id}", get(routes::models::retrieve))
+        .route("/v1/chat/completions", post(routes::chat::completions))
+        .route("/v1/conversations", get(routes::conversations::list))
+        .route(
+            "/v1/conversations/{id}/messages",
+            get(routes::conversations::messages),
+        )
+        .route("/metrics", get(routes::health::metrics))
+        .route_layer(from_fn_with_state(state.clone(), recorder::record_requests))
+        .route_layer(from_fn_with_state(state.clone(), middleware::require_api_key));
+    let public = Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz));
+    public
+        .merge(api)
+        .route_layer(from_fn(tag_route))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(state.clone(), middleware::request_context))
+        .with_state(state)
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    recorder_task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Binds `listen`; done first at start-up so that a port in use is
+    /// reported before any slow work.
+    pub fn bind(listen: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
+        let bind_error = |source| ServerError::Bind {
+            addr: listen.to_string(),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(listen).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        Ok(listener)
+    }
+
+    /// Prepares the state over a bound listener (see [`Application::bind`]).
+    pub async fn build(
+        config: Config,
+        listener: std::net::TcpListener,
+        store: Arc<dyn Store>,
+        chat: Option<Arc<ChatEngine>>,
+        bootstrap_key: Option<Secret>,
+    ) -> Result<Application, ServerError> {
+        let addr = listener
+            .local_addr()
+            .map(|addr| addr.to_string())
+            .unwrap_or_default();
+        let listener =
+            TcpListener::from_std(listener).map_err(|source| ServerError::Bind { addr, source })?;
+        let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store));
+        let state = AppState {
+            config: Arc::new(config),
+            store,
+            chat,
+            bootstrap_key: bootstrap_key.map(Arc::new),
+            metrics: Arc::new(Metrics::default()),
+            recorder,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            started_at: Instant::now(),
+            started_unix: chrono::Utc::now().timestamp(),
+        };
+        Ok(Application {
+            listener,
+            state,
+            recorder_task,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, gives open
+    /// streams `server.shutdown_grace_seconds` to finish, flushes pending
+    /// request records and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let Application {
+            listener,
+            state,
+            recorder_task,
+        } = self;
+        let grace = Duration::from_secs(state.config.server.shutdown_grace_seconds);
+        let store = Arc::clone(&state.store);
+        let flag = Arc::clone(&state.shutting_down);
+        let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state);
+        let serve = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop_receiver.await;
+            })
+            .into_future();
+        let mut server = tokio::spawn(serve);
+        tokio::select! {
+            result = &mut server => {
+                return result.unwrap_or_else(|error| Err(std::io::Error::other(error)));
+            }
+            () = shutdown => {}
+        }
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
+        flag.store(true, Ordering::SeqCst);
+        let _ = stop_sender.send(());
+        if tokio::time::timeout(grace, &mut server).await.is_err() {
+            tracing::warn!(
+                seconds = grace.as_secs(),
+                "requests still open after the grace period; closing them"
+            );
+            server.abort();
+        }
+        if tokio::time::timeout(Duration::from_secs(10), recorder_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("request records still pending after 10 s");
+        }
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

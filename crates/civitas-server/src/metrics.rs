@@ -1,0 +1,123 @@
+//! Prometheus metrics: requests, latency, tokens, queue depth and slot use.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use civitas_inference::ChatEngine;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+/// Every metric Civitas exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    pub time_to_first_token: Histogram,
+    pub prompt_tokens: Counter,
+    pub completion_tokens: Counter,
+    queue_depth: Gauge<i64, AtomicI64>,
+    slots_in_use: Gauge<i64, AtomicI64>,
+    slots_total: Gauge<i64, AtomicI64>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    ]
+    .into_iter()
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("civitas");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "HTTP requests answered", requests.clone());
+        let latency =
+            Family::<RouteLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer (to the last byte for non-streaming requests)",
+            latency.clone(),
+        );
+        let time_to_first_token = Histogram::new(latency_buckets());
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time from request to the first generated text",
+            time_to_first_token.clone(),
+        );
+        let prompt_tokens = Counter::default();
+        registry.register("prompt_tokens", "Prompt tokens processed", prompt_tokens.clone());
+        let completion_tokens = Counter::default();
+        registry.register("completion_tokens", "Tokens generated", completion_tokens.clone());
+        let queue_depth = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "inference_queue_depth",
+            "Requests waiting for a slot",
+            queue_depth.clone(),
+        );
+        let slots_in_use = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "inference_slots_in_use",
+            "Sequences being generated",
+            slots_in_use.clone(),
+        );
+        let slots_total = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "inference_slots",
+            "Sequences the engine can generate at once",
+            slots_total.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            time_to_first_token,
+            prompt_tokens,
+            completion_tokens,
+            queue_depth,
+            slots_in_use,
+            slots_total,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition, with gauges read from the engine now.
+    pub fn render(&self, engine: Option<&ChatEngine>) -> String {
+        if let Some(engine) = engine {
+            let stats = engine.stats();
+            self.queue_depth.set(stats.queued.load(Ordering::Relaxed) as i64);
+            self.slots_in_use
+                .set(stats.active_slots.load(Ordering::Relaxed) as i64);
+            self.slots_total.set(i64::from(engine.info().slots));
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

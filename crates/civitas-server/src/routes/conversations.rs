@@ -1,0 +1,68 @@
+//! `GET /v1/conversations` and `GET /v1/conversations/{id}/messages`: the
+//! conversations kept from chat completions, for their owner only.
+
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use civitas_store::{Conversation, Message};
+use civitas_types::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::middleware::Caller;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListResponse<T> {
+    object: &'static str,
+    data: Vec<T>,
+}
+
+fn storage_error(error: civitas_store::StoreError) -> ApiError {
+    tracing::error!(%error, "storage error");
+    ApiError::new(
+        ErrorCode::StorageUnavailable,
+        "the database could not answer; try again",
+    )
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<ListResponse<Conversation>>, ApiError> {
+    let limit = query.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "limit must be between 1 and 100"));
+    }
+    let data = state
+        .store
+        .list_conversations(&caller.actor, limit)
+        .await
+        .map_err(storage_error)?;
+    Ok(Json(ListResponse { object: "list", data }))
+}
+
+pub async fn messages(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<ListResponse<Message>>, ApiError> {
+    let not_found = || ApiError::new(ErrorCode::RouteNotFound, format!("no conversation `{id}`"));
+    let conversation = state
+        .store
+        .get_conversation(&id)
+        .await
+        .map_err(storage_error)?
+        .ok_or_else(not_found)?;
+    // Another owner's conversation answers exactly like a missing one.
+    if conversation.owner != caller.actor {
+        return Err(not_found());
+    }
+    let data = state.store.list_messages(&id).await.map_err(storage_error)?;
+    Ok(Json(ListResponse { object: "list", data }))
+}

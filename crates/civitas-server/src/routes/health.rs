@@ -1,0 +1,56 @@
+//! `/healthz` (the process answers), `/readyz` (database and model ready)
+//! and `/metrics` (Prometheus).
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use civitas_types::ErrorCode;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    if state.shutting_down.load(Ordering::SeqCst) {
+        return Err(ApiError::new(
+            ErrorCode::ShuttingDown,
+            "the server is shutting down",
+        ));
+    }
+    if let Err(error) = state.store.ping().await {
+        tracing::warn!(%error, "readiness: database unavailable");
+        return Err(ApiError::new(
+            ErrorCode::StorageUnavailable,
+            "the database is unavailable",
+        ));
+    }
+    let model = state.chat.as_ref().map(|engine| engine.info().name.clone());
+    if model.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::ModelUnavailable,
+            "no chat model is loaded",
+        ));
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({"status": "ready", "database": state.store.backend(), "model": model})),
+    ))
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let body = state.metrics.render(state.chat.as_deref());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}

@@ -1,0 +1,6 @@
+//! Route handlers, one module per resource.
+
+pub mod chat;
+pub mod conversations;
+pub mod health;
+pub mod models;

@@ -1,0 +1,48 @@
+//! `GET /v1/models` and `GET /v1/models/{id}`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use civitas_types::openai::{ModelList, ModelObject};
+use civitas_types::ErrorCode;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+fn served_models(state: &AppState) -> Vec<ModelObject> {
+    state
+        .chat
+        .iter()
+        .map(|engine| ModelObject {
+            id: engine.info().name.clone(),
+            object: "model".to_owned(),
+            created: state.started_unix,
+            owned_by: "civitas".to_owned(),
+        })
+        .collect()
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
+    Json(ModelList {
+        object: "list".to_owned(),
+        data: served_models(&state),
+    })
+}
+
+pub async fn retrieve(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ModelObject>, ApiError> {
+    served_models(&state)
+        .into_iter()
+        .find(|model| model.id == id)
+        .map(Json)
+        .ok_or_else(|| model_not_found(&id))
+}
+
+pub fn model_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ModelNotFound,
+        format!("the model `{id}` does not exist or is not served here; `GET /v1/models` lists the models"),
+    )
+    .with_param("model")
+}

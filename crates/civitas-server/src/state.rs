@@ -1,0 +1,39 @@
+//! What every handler can reach.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Instant;
+
+use civitas_config::{Config, Secret};
+use civitas_inference::ChatEngine;
+use civitas_store::Store;
+
+use crate::metrics::Metrics;
+use crate::recorder::RequestRecorder;
+
+/// Shared state of the server.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub chat: Option<Arc<ChatEngine>>,
+    pub bootstrap_key: Option<Arc<Secret>>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: RequestRecorder,
+    pub shutting_down: Arc<AtomicBool>,
+    pub started_at: Instant,
+    /// Unix seconds at start, used as `created` of served models.
+    pub started_unix: i64,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.backend())
+            .field(
+                "chat",
+                &self.chat.as_ref().map(|engine| engine.info().name.clone()),
+            )
+            .finish_non_exhaustive()
+    }
+}

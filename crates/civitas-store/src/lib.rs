@@ -1,0 +1,145 @@
+//! What Civitas keeps, independent of the database that keeps it.
+//!
+//! [`Store`] is implemented by `civitas-store-sqlite` (the embedded default)
+//! and `civitas-store-postgres` (at scale). Each implementation owns its
+//! migrations; both must pass the same [`conformance`] suite.
+//!
+//! Architecture invariant: a call either commits everything it was asked to
+//! write or nothing (a conversation is never stored without its messages).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A record that must exist does not.
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// A value does not satisfy a constraint.
+    #[error("invalid value: {0}")]
+    Invalid(String),
+    /// Migrations could not be applied.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A conversation held through the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversation {
+    pub id: String,
+    /// Who created it: for now the API key's id.
+    pub owner: String,
+    pub title: Option<String>,
+    pub model: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A conversation to create.
+#[derive(Debug, Clone)]
+pub struct NewConversation {
+    pub owner: String,
+    pub title: Option<String>,
+    pub model: String,
+}
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: String,
+    /// Position in the conversation, from 0, without gaps.
+    pub seq: i64,
+    pub role: String,
+    pub content: String,
+    /// Tool calls or other structured parts, as JSON text.
+    pub metadata: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A message to append.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub role: String,
+    pub content: String,
+    pub metadata: Option<String>,
+}
+
+/// Who did what, when, with which model: one per API request.
+/// Never holds content.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestRecord {
+    pub request_id: String,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub route: String,
+    pub model: Option<String>,
+    pub model_sha256: Option<String>,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub latency_ms: i64,
+    pub status: i64,
+    pub error_code: Option<String>,
+}
+
+/// The storage of one installation.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Cheap round trip, for readiness.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Creates a conversation holding `messages`, all or nothing.
+    async fn create_conversation(
+        &self,
+        conversation: NewConversation,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<(Conversation, Vec<Message>)>;
+
+    /// Appends messages to an existing conversation, all or nothing.
+    async fn append_messages(
+        &self,
+        conversation_id: &str,
+        messages: Vec<NewMessage>,
+    ) -> StoreResult<Vec<Message>>;
+
+    async fn get_conversation(&self, conversation_id: &str) -> StoreResult<Option<Conversation>>;
+
+    /// Newest first.
+    async fn list_conversations(&self, owner: &str, limit: u32) -> StoreResult<Vec<Conversation>>;
+
+    /// In order of `seq`.
+    async fn list_messages(&self, conversation_id: &str) -> StoreResult<Vec<Message>>;
+
+    async fn record_request(&self, record: &RequestRecord) -> StoreResult<()>;
+
+    /// Newest first.
+    async fn list_request_records(&self, limit: u32) -> StoreResult<Vec<RequestRecord>>;
+
+    /// Flushes and closes the pool.
+    async fn close(&self);
+}
+
+/// A new identifier: UUIDv7, so ids sort by creation time.
+pub fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Refuses content a database would mangle (NUL bytes in PostgreSQL text).
+pub fn check_text(field: &'static str, value: &str) -> StoreResult<()> {
+    if value.contains('\0') {
+        return Err(StoreError::Invalid(format!("{field} contains a NUL character")));
+    }
+    Ok(())
+}

@@ -1,0 +1,191 @@
+//! `spawn_app()`: the real Civitas server on port 0, over a fresh SQLite
+//! database (or a fresh PostgreSQL database when
+//! `CIVITAS_TEST_DATABASE_URL` is set and `backend` asks for it), serving a
+//! real model from `CIVITAS_TEST_MODELS_DIR`.
+//!
+//! Tests that need a model call [`spawn_app`]; when the models folder is
+//! not configured it returns `None` after printing a notice, and `.ci/run`
+//! always configures it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use civitas_config::{Config, Secret};
+use civitas_inference::{ChatEngine, EngineConfig, ModelStore};
+use civitas_server::Application;
+use civitas_store::Store;
+use tokio::sync::oneshot;
+
+/// The API key every test app accepts.
+pub const TEST_KEY: &str = "sk-test-civitas-0123456789";
+
+/// The tiny model used by most tests.
+pub const TINY_MODEL: &str = "smollm2-135m-instruct";
+
+/// Options for [`spawn_app_with`].
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub model: String,
+    pub slots: u32,
+    pub queue_depth: u32,
+    pub max_body_bytes: u64,
+    pub context_length: u32,
+    pub postgres: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            model: TINY_MODEL.to_owned(),
+            slots: 2,
+            queue_depth: 8,
+            max_body_bytes: 256 * 1024,
+            context_length: 2048,
+            postgres: false,
+        }
+    }
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub store: Arc<dyn Store>,
+    pub model: String,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _data_dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp").field("address", &self.address).finish()
+    }
+}
+
+/// The models folder for tests, if configured.
+pub fn test_models_dir() -> Option<PathBuf> {
+    match std::env::var("CIVITAS_TEST_MODELS_DIR") {
+        Ok(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => {
+            eprintln!("notice: CIVITAS_TEST_MODELS_DIR is unset; test needing a model skipped");
+            None
+        }
+    }
+}
+
+pub async fn spawn_app() -> Option<TestApp> {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
+    let models_dir = test_models_dir()?;
+    let installed = ModelStore::new(&models_dir)
+        .require(&options.model)
+        .expect("test model installed");
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        data_dir: data_dir.path().display().to_string(),
+        ..Config::default()
+    };
+    config.models.dir = models_dir.display().to_string();
+    config.models.chat = options.model.clone();
+    config.models.slots = options.slots;
+    config.models.queue_depth = options.queue_depth;
+    config.models.context_length = options.context_length;
+    config.models.max_output_tokens = 512;
+    config.server.max_body_bytes = options.max_body_bytes;
+    config.server.shutdown_grace_seconds = 2;
+    let store: Arc<dyn Store> = if options.postgres {
+        let admin = std::env::var("CIVITAS_TEST_DATABASE_URL").expect("CIVITAS_TEST_DATABASE_URL");
+        let url = civitas_store_postgres::testing::create_fresh_database(&admin)
+            .await
+            .unwrap();
+        Arc::new(
+            civitas_store_postgres::PostgresStore::open(&url, 4)
+                .await
+                .unwrap(),
+        )
+    } else {
+        Arc::new(
+            civitas_store_sqlite::SqliteStore::open(&config.database_url(), 4)
+                .await
+                .unwrap(),
+        )
+    };
+    // One thread per engine: tests run two at a time on two cores, and
+    // llama.cpp's worker threads spin while waiting.
+    let engine_config = EngineConfig {
+        threads: 1,
+        context_per_slot: options.context_length,
+        slots: options.slots,
+        queue_depth: options.queue_depth,
+        batch_tokens: 512,
+    };
+    let engine = tokio::task::spawn_blocking(move || ChatEngine::load(&installed, engine_config))
+        .await
+        .unwrap()
+        .unwrap();
+    let application = Application::build(
+        config,
+        Application::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+        Arc::clone(&store),
+        Some(Arc::new(engine)),
+        Some(Secret::new(TEST_KEY)),
+    )
+    .await
+    .unwrap();
+    let address = format!("http://{}", application.local_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = stopped.await;
+    }));
+    Some(TestApp {
+        address,
+        client: reqwest::Client::new(),
+        store,
+        model: options.model,
+        stop: Some(stop),
+        server: Some(server),
+        _data_dir: data_dir,
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// A POST with the test key and a JSON body.
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(TEST_KEY)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A GET with the test key.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(TEST_KEY)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Asks the server to stop and waits for it (graceful shutdown).
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}

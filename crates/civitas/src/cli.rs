@@ -1,0 +1,83 @@
+//! Command-line interface definition.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Civitas — a sovereign, secure AI workspace for public administrations.
+///
+/// Runs wholly on your own machine: an OpenAI-compatible API backed by a
+/// local model, with SQLite (default) or PostgreSQL for storage.
+///
+/// Configuration is read from built-in defaults, then the TOML file given
+/// by --config or CIVITAS_CONFIG, then CIVITAS__SECTION__KEY environment
+/// variables (e.g. CIVITAS__SERVER__LISTEN=0.0.0.0:8080). CIVITAS_DATA_DIR
+/// sets where the database and models are kept.
+#[derive(Debug, Parser)]
+#[command(name = "civitas", version, about, long_about)]
+pub struct Cli {
+    /// Path of a civitas.toml configuration file.
+    #[arg(long, global = true, env = "CIVITAS_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the server: API on http://127.0.0.1:8080 by default.
+    ///
+    /// On first run the configured chat model is fetched (if the package
+    /// index is reachable), the database is created, and an API key is
+    /// generated into the data directory unless CIVITAS_BOOTSTRAP_KEY is set.
+    Serve {
+        /// Address and port to listen on (overrides server.listen).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+        /// Do not fetch a missing model; fail instead.
+        #[arg(long)]
+        no_pull: bool,
+    },
+    /// List, fetch, import and verify models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Create the database if needed and apply pending migrations.
+    Migrate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Show the catalogue and which models are installed.
+    List,
+    /// Fetch a catalogue model (default: the configured chat model) and
+    /// verify its sha256. Safe to repeat; resumes an interrupted pull.
+    Pull {
+        /// Catalogue name, e.g. qwen2.5-1.5b-instruct or smollm2-135m-instruct.
+        name: Option<String>,
+    },
+    /// Register a local GGUF file, e.g. one copied onto a disconnected network.
+    Import {
+        /// Path of the .gguf file.
+        path: PathBuf,
+        /// Name to serve it under.
+        #[arg(long)]
+        name: String,
+    },
+    /// Recompute the sha256 of installed models and compare with the record.
+    Verify {
+        /// Only this model.
+        name: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load and validate the configuration, then print it (secrets are
+    /// locations, so nothing secret is printed).
+    Check,
+}

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: lints, Rust unit and integration tests on
+# SQLite and PostgreSQL, then the OpenAI compatibility suite (official
+# `openai` Python package) against the real binary and real models.
+#
+# Needs a PostgreSQL server where the user may create databases:
+# CIVITAS_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/prerequisites.sh
+python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest jsonschema httpx
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
+export CIVITAS_TEST_MODELS_DIR="${CIVITAS_TEST_MODELS_DIR:-$HOME/.cache/civitas/models}"
+export CIVITAS_TEST_DATABASE_URL="${CIVITAS_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export CIVITAS_TEST_DEFAULT_MODEL="${CIVITAS_TEST_DEFAULT_MODEL:-1}"
+
+echo "== format and lints"
+cargo fmt --all --check
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+echo "== build"
+cargo build --locked --workspace
+export CIVITAS_BIN="$CARGO_TARGET_DIR/debug/civitas"
+
+echo "== models for the tests"
+CIVITAS__MODELS__DIR="$CIVITAS_TEST_MODELS_DIR" "$CIVITAS_BIN" models pull smollm2-135m-instruct
+if [ "$CIVITAS_TEST_DEFAULT_MODEL" = "1" ]; then
+    CIVITAS__MODELS__DIR="$CIVITAS_TEST_MODELS_DIR" "$CIVITAS_BIN" models pull qwen2.5-1.5b-instruct
+fi
+
+echo "== Rust tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+    cargo nextest run --locked --workspace --no-fail-fast --test-threads 2
+else
+    cargo test --locked --workspace --no-fail-fast -- --test-threads 2
+fi
+
+echo "== OpenAI compatibility suite"
+python3 -m pytest -q tests/compat
