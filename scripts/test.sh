@@ -26,6 +26,7 @@ export CIVITAS_BIN="$CARGO_TARGET_DIR/debug/civitas"
 
 echo "== models for the tests"
 CIVITAS__MODELS__DIR="$CIVITAS_TEST_MODELS_DIR" "$CIVITAS_BIN" models pull smollm2-135m-instruct
+CIVITAS__MODELS__DIR="$CIVITAS_TEST_MODELS_DIR" "$CIVITAS_BIN" models pull all-minilm-l6-v2
 if [ "$CIVITAS_TEST_DEFAULT_MODEL" = "1" ]; then
     CIVITAS__MODELS__DIR="$CIVITAS_TEST_MODELS_DIR" "$CIVITAS_BIN" models pull qwen2.5-1.5b-instruct
 fi

@@ -15,7 +15,7 @@ from conftest import API_KEY
 
 def test_models_are_listed(client, tiny_server):
     models = client.models.list()
-    assert [model.id for model in models.data] == [tiny_server.model]
+    assert [model.id for model in models.data] == [tiny_server.model, "all-minilm-l6-v2"]
     assert client.models.retrieve(tiny_server.model).id == tiny_server.model
 
 
@@ -202,3 +202,28 @@ def test_default_model_answers(default_server):
         temperature=0,
     )
     assert "paris" in completion.choices[0].message.content.lower()
+
+
+def test_embeddings_shape_and_normalisation(client):
+    import base64
+    import math
+    import struct
+
+    result = client.embeddings.create(
+        model="all-minilm-l6-v2", input=["Building permits", "Permis de construire", "Tax return"]
+    )
+    assert [item.index for item in result.data] == [0, 1, 2]
+    for item in result.data:
+        assert len(item.embedding) == 384
+        assert abs(math.sqrt(sum(v * v for v in item.embedding)) - 1.0) < 1e-4
+    assert result.usage.prompt_tokens > 0
+
+    single = client.embeddings.create(model="all-minilm-l6-v2", input="Building permits", encoding_format="base64")
+    raw = single.data[0].embedding
+    if isinstance(raw, str):  # older SDKs hand the base64 text back unchanged
+        raw = list(struct.unpack("<384f", base64.b64decode(raw)))
+    assert all(abs(a - b) < 1e-6 for a, b in zip(raw, result.data[0].embedding))
+
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.embeddings.create(model="all-minilm-l6-v2", input="x", dimensions=12)
+    assert bad.value.param == "dimensions"

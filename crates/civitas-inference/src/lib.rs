@@ -5,6 +5,8 @@
 //! get text events back; nothing here knows about HTTP.
 
 pub mod catalogue;
+pub mod embed;
+mod embed_gemm;
 pub mod engine;
 pub mod grammar;
 pub mod model_store;

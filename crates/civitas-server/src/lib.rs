@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use civitas_config::{Config, Secret};
+use civitas_inference::embed::Embedder;
 use civitas_inference::ChatEngine;
 use civitas_store::Store;
 use civitas_types::ErrorCode;
@@ -80,6 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list))
         .route("/v1/models/{id}", get(routes::models::retrieve))
         .route("/v1/chat/completions", post(routes::chat::completions))
+        .route("/v1/embeddings", post(routes::embeddings::create))
         .route("/v1/conversations", get(routes::conversations::list))
         .route(
             "/v1/conversations/{id}/messages",
@@ -110,6 +112,13 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The models a server answers with.
+#[derive(Debug, Default, Clone)]
+pub struct ServedModels {
+    pub chat: Option<Arc<ChatEngine>>,
+    pub embedder: Option<Arc<Embedder>>,
 }
 
 /// A bound, ready-to-run server.
@@ -145,7 +154,7 @@ impl Application {
         config: Config,
         listener: std::net::TcpListener,
         store: Arc<dyn Store>,
-        chat: Option<Arc<ChatEngine>>,
+        models: ServedModels,
         bootstrap_key: Option<Secret>,
     ) -> Result<Application, ServerError> {
         let addr = listener
@@ -158,7 +167,9 @@ impl Application {
         let state = AppState {
             config: Arc::new(config),
             store,
-            chat,
+            chat: models.chat,
+            embedder: models.embedder,
+            embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             bootstrap_key: bootstrap_key.map(Arc::new),
             metrics: Arc::new(Metrics::default()),
             recorder,

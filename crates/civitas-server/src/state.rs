@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use civitas_config::{Config, Secret};
+use civitas_inference::embed::Embedder;
 use civitas_inference::ChatEngine;
 use civitas_store::Store;
 
@@ -17,6 +18,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub chat: Option<Arc<ChatEngine>>,
+    pub embedder: Option<Arc<Embedder>>,
+    /// Embeddings computed at once (each uses one core).
+    pub embedding_permits: Arc<tokio::sync::Semaphore>,
     pub bootstrap_key: Option<Arc<Secret>>,
     pub metrics: Arc<Metrics>,
     pub recorder: RequestRecorder,

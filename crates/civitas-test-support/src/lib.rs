@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use civitas_config::{Config, Secret};
+use civitas_inference::embed::Embedder;
 use civitas_inference::{ChatEngine, EngineConfig, ModelStore};
-use civitas_server::Application;
+use civitas_server::{Application, ServedModels};
 use civitas_store::Store;
 use tokio::sync::oneshot;
 
@@ -23,6 +24,9 @@ pub const TEST_KEY: &str = "sk-test-civitas-0123456789";
 
 /// The tiny model used by most tests.
 pub const TINY_MODEL: &str = "smollm2-135m-instruct";
+
+/// The embedding model, served when installed in the test models folder.
+pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 /// Options for [`spawn_app_with`].
 #[derive(Debug, Clone)]
@@ -33,6 +37,8 @@ pub struct AppOptions {
     pub max_body_bytes: u64,
     pub context_length: u32,
     pub postgres: bool,
+    /// Serve the embedding model too (when it is installed).
+    pub embeddings: bool,
 }
 
 impl Default for AppOptions {
@@ -44,6 +50,7 @@ impl Default for AppOptions {
             max_body_bytes: 256 * 1024,
             context_length: 2048,
             postgres: false,
+            embeddings: true,
         }
     }
 }
@@ -128,11 +135,24 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
         .await
         .unwrap()
         .unwrap();
+    let embedder = match ModelStore::new(&models_dir).installed(EMBEDDING_MODEL) {
+        Some(installed) if options.embeddings => Some(Arc::new(
+            tokio::task::spawn_blocking(move || Embedder::load(&installed))
+                .await
+                .unwrap()
+                .unwrap(),
+        )),
+        _ => None,
+    };
+    let models = ServedModels {
+        chat: Some(Arc::new(engine)),
+        embedder,
+    };
     let application = Application::build(
         config,
         Application::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
         Arc::clone(&store),
-        Some(Arc::new(engine)),
+        models,
         Some(Secret::new(TEST_KEY)),
     )
     .await

@@ -560,3 +560,96 @@ async fn conversations_are_stored_in_postgres_too() {
     assert_eq!(missing.status(), 404);
     app.shutdown().await;
 }
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn vector(value: &Value) -> Vec<f64> {
+    value["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn embeddings_are_normalised_and_capture_meaning() {
+    let Some(app) = spawn_app().await else { return };
+    let list: Value = app.get("/v1/models").await.json().await.unwrap();
+    let Some(model) = list["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == civitas_test_support::EMBEDDING_MODEL)
+        .map(|m| m["id"].as_str().unwrap().to_owned())
+    else {
+        eprintln!("notice: embedding model not installed; test skipped");
+        return;
+    };
+    let body = json!({
+        "model": model,
+        "input": [
+            "The cat sits on the mat.",
+            "A cat is sitting on a rug.",
+            "Quarterly corporate tax filing deadlines were extended."
+        ]
+    });
+    let response = app.post_json("/v1/embeddings", &body).await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 3);
+    let vectors: Vec<Vec<f64>> = data.iter().map(vector).collect();
+    for (index, v) in vectors.iter().enumerate() {
+        assert_eq!(v.len(), 384);
+        assert_eq!(data[index]["index"], index);
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "norm {norm}");
+    }
+    let similar = cosine(&vectors[0], &vectors[1]);
+    let unrelated = cosine(&vectors[0], &vectors[2]);
+    assert!(similar > 0.6, "similar sentences scored {similar}");
+    assert!(unrelated < 0.2, "unrelated sentences scored {unrelated}");
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 20);
+
+    // Base64 carries the same little-endian floats.
+    let encoded: Value = app
+        .post_json(
+            "/v1/embeddings",
+            &json!({"model": model, "input": "The cat sits on the mat.", "encoding_format": "base64"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded["data"][0]["embedding"].as_str().unwrap())
+        .unwrap();
+    let decoded: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    let as_floats: Vec<f32> = vectors[0].iter().map(|v| *v as f32).collect();
+    assert_eq!(decoded, as_floats);
+
+    for (bad, param) in [
+        (json!({"model": model, "input": [1, 2, 3]}), "input"),
+        (json!({"model": model, "input": ""}), "input[0]"),
+        (
+            json!({"model": model, "input": "x", "dimensions": 64}),
+            "dimensions",
+        ),
+        (json!({"model": model, "input": "word ".repeat(600)}), "input[0]"),
+    ] {
+        let error = error_of(app.post_json("/v1/embeddings", &bad).await, 400).await;
+        assert_eq!(error["param"], param, "{error}");
+    }
+    let missing = app
+        .post_json("/v1/embeddings", &json!({"model": "nope", "input": "x"}))
+        .await;
+    assert_eq!(error_of(missing, 404).await["code"], "model_not_found");
+    app.shutdown().await;
+}

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use civitas_config::{Config, Secret, SecretLocation};
 use civitas_inference::catalogue;
+use civitas_inference::embed::Embedder;
 use civitas_inference::{ChatEngine, EngineConfig, ModelStore, PullEvent};
-use civitas_server::Application;
+use civitas_server::{Application, ServedModels};
 use civitas_store::Store;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -303,14 +304,47 @@ async fn serve(mut config: Config, listen: Option<std::net::SocketAddr>, no_pull
     );
     let engine = tokio::task::spawn_blocking(move || ChatEngine::load(&installed, engine_config)).await??;
 
-    let application = Application::build(config, listener, store, Some(Arc::new(engine)), Some(key)).await?;
+    let embedder = load_embedder(&config, &model_store, no_pull).await?;
+    let embedding_name = embedder.as_ref().map(|embedder| embedder.name().to_owned());
+    let models = ServedModels {
+        chat: Some(Arc::new(engine)),
+        embedder: embedder.map(Arc::new),
+    };
+    let application = Application::build(config, listener, store, models, Some(key)).await?;
     let address = application.local_addr();
     println!("Civitas is running at http://{address}/");
     println!("  OpenAI-compatible API: http://{address}/v1 (model `{name}`)");
+    if let Some(embedding_name) = embedding_name {
+        println!("  embeddings: model `{embedding_name}`");
+    }
     println!("  API key: read from {key_source}");
     println!("  stop with Ctrl-C");
     application.run_until(shutdown_signal()).await?;
     Ok(())
+}
+
+/// The embedding model, if configured; a missing one disables
+/// `/v1/embeddings` with a warning rather than stopping the server.
+async fn load_embedder(config: &Config, model_store: &ModelStore, no_pull: bool) -> Result<Option<Embedder>> {
+    let name = config.models.embedding.clone();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let installed = match model_store.installed(&name) {
+        Some(installed) => installed,
+        None if config.models.pull_on_start && !no_pull && catalogue::find(&name).is_some() => {
+            eprintln!("embedding model {name} is not installed yet: fetching it now");
+            let store = model_store.clone();
+            let pull_name = name.clone();
+            tokio::task::spawn_blocking(move || pull_blocking(&store, &pull_name)).await??
+        }
+        None => {
+            eprintln!("warning: embedding model {name} is not installed; /v1/embeddings is off until `civitas models pull {name}`");
+            return Ok(None);
+        }
+    };
+    let embedder = tokio::task::spawn_blocking(move || Embedder::load(&installed)).await??;
+    Ok(Some(embedder))
 }
 
 async fn shutdown_signal() {

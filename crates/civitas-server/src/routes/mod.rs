@@ -2,5 +2,6 @@
 
 pub mod chat;
 pub mod conversations;
+pub mod embeddings;
 pub mod health;
 pub mod models;

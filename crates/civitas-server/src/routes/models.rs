@@ -9,11 +9,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 fn served_models(state: &AppState) -> Vec<ModelObject> {
-    state
-        .chat
-        .iter()
-        .map(|engine| ModelObject {
-            id: engine.info().name.clone(),
+    let chat = state.chat.iter().map(|engine| engine.info().name.clone());
+    let embedding = state.embedder.iter().map(|embedder| embedder.name().to_owned());
+    chat.chain(embedding)
+        .map(|id| ModelObject {
+            id,
             object: "model".to_owned(),
             created: state.started_unix,
             owned_by: "civitas".to_owned(),
