@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/prerequisites.sh
-python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest jsonschema httpx
+python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest jsonschema httpx openapi-spec-validator pyyaml
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 export CIVITAS_TEST_MODELS_DIR="${CIVITAS_TEST_MODELS_DIR:-$HOME/.cache/civitas/models}"

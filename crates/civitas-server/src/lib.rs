@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use civitas_config::{Config, Secret};
 use civitas_inference::embed::Embedder;
@@ -75,24 +74,72 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal().into_response()
 }
 
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Civitas API",
+        description = "OpenAI-compatible API of Civitas, a sovereign AI workspace for public administrations. Errors use OpenAI's shape plus `request_id`, also sent as the `x-request-id` header.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    modifiers(&BearerSecurity),
+    components(schemas(civitas_types::ErrorBody, civitas_types::openai::ChatCompletionChunk))
+)]
+struct ApiDoc;
+
+struct BearerSecurity;
+
+impl utoipa::Modify for BearerSecurity {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The authenticated and the public routes, with the OpenAPI document
+/// generated from the same handler annotations.
+fn routes_and_document() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    let (api, api_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(routes::models::list))
+        .routes(routes!(routes::models::retrieve))
+        .routes(routes!(routes::chat::completions))
+        .routes(routes!(routes::embeddings::create))
+        .routes(routes!(routes::conversations::list))
+        .routes(routes!(routes::conversations::messages))
+        .routes(routes!(routes::health::metrics))
+        .split_for_parts();
+    let (public, public_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .split_for_parts();
+    let mut document = ApiDoc::openapi();
+    document.merge(api_doc);
+    document.merge(public_doc);
+    (api, public, document)
+}
+
+/// The OpenAPI 3.1 document of the API, generated from the code.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes_and_document().2
+}
+
+/// The OpenAPI document as pretty JSON, as committed in docs/openapi.json.
+pub fn openapi_json() -> String {
+    openapi_document().to_pretty_json().unwrap_or_default()
+}
+
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/v1/models", get(routes::models::list))
-        .route("/v1/models/{id}", get(routes::models::retrieve))
-        .route("/v1/chat/completions", post(routes::chat::completions))
-        .route("/v1/embeddings", post(routes::embeddings::create))
-        .route("/v1/conversations", get(routes::conversations::list))
-        .route(
-            "/v1/conversations/{id}/messages",
-            get(routes::conversations::messages),
-        )
-        .route("/metrics", get(routes::health::metrics))
+    let (api, public, _) = routes_and_document();
+    let api = api
         .route_layer(from_fn_with_state(state.clone(), recorder::record_requests))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_api_key));
-    let public = Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz));
     public
         .merge(api)
         .route_layer(from_fn(tag_route))
@@ -235,5 +282,34 @@ impl Application {
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed document must be what the code generates.
+    #[test]
+    fn committed_openapi_document_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed.trim_end() == openapi_json().trim_end(),
+            "docs/openapi.json is stale: run `civitas openapi > docs/openapi.json`"
+        );
+    }
+
+    #[test]
+    fn every_route_but_the_public_ones_needs_the_key() {
+        let document = openapi_document();
+        assert!(document.paths.paths.len() >= 9);
+        for (path, item) in &document.paths.paths {
+            let operations = [&item.get, &item.post];
+            for operation in operations.into_iter().flatten() {
+                let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+                assert_eq!(secured, !PUBLIC_ROUTES.contains(&path.as_str()), "{path}");
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! client may match on them, so a code is never renamed, only added.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A stable error code with its OpenAI error `type` and HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,13 +122,13 @@ impl ErrorCode {
 }
 
 /// `{"error": {...}}`, OpenAI's error envelope.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// The inside of OpenAI's error envelope, plus the request id.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     pub message: String,
     #[serde(rename = "type")]

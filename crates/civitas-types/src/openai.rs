@@ -6,9 +6,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 /// `POST /v1/chat/completions` request.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, ToSchema)]
 pub struct ChatCompletionRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
@@ -43,14 +44,14 @@ pub struct ChatCompletionRequest {
 }
 
 /// `stream_options` of a chat request.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, ToSchema)]
 pub struct StreamOptions {
     #[serde(default)]
     pub include_usage: Option<bool>,
 }
 
 /// `stop`: one string or up to four.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum StopSequences {
     One(String),
@@ -67,7 +68,7 @@ impl StopSequences {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ChatMessage {
     pub role: Role,
     #[serde(default)]
@@ -81,7 +82,7 @@ pub struct ChatMessage {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
@@ -104,7 +105,7 @@ impl Role {
 }
 
 /// Message content: a plain string or a list of typed parts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum MessageContent {
     Text(String),
@@ -137,7 +138,7 @@ impl MessageContent {
 }
 
 /// One part of a multi-part message.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ContentPart {
     #[serde(rename = "type")]
     pub part_type: String,
@@ -146,7 +147,7 @@ pub struct ContentPart {
 }
 
 /// `response_format`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ResponseFormat {
     Text,
@@ -155,19 +156,20 @@ pub enum ResponseFormat {
 }
 
 /// The `json_schema` member of `response_format`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct JsonSchemaFormat {
     pub name: String,
     #[serde(default)]
     pub description: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub schema: Option<Value>,
     #[serde(default)]
     pub strict: Option<bool>,
 }
 
 /// A tool the model may call.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct Tool {
     #[serde(rename = "type")]
     pub tool_type: String,
@@ -175,19 +177,20 @@ pub struct Tool {
 }
 
 /// The function a tool exposes.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct FunctionDefinition {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub parameters: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strict: Option<bool>,
 }
 
 /// `tool_choice`: `"none"`, `"auto"`, `"required"` or a named function.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum ToolChoice {
     Mode(String),
@@ -195,7 +198,7 @@ pub enum ToolChoice {
 }
 
 /// `{"type": "function", "function": {"name": ...}}`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct NamedToolChoice {
     #[serde(rename = "type")]
     pub tool_type: String,
@@ -203,13 +206,13 @@ pub struct NamedToolChoice {
 }
 
 /// The name inside a named tool choice.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct NamedFunction {
     pub name: String,
 }
 
 /// A tool call made by the assistant.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]
 pub struct ToolCall {
     pub id: String,
     #[serde(rename = "type")]
@@ -218,14 +221,14 @@ pub struct ToolCall {
 }
 
 /// The function and JSON-encoded arguments of a tool call.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, ToSchema)]
 pub struct FunctionCall {
     pub name: String,
     pub arguments: String,
 }
 
 /// `POST /v1/chat/completions` response (non-streaming).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ChatCompletion {
     pub id: String,
     pub object: String,
@@ -237,16 +240,17 @@ pub struct ChatCompletion {
 }
 
 /// One choice of a chat completion.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ChatChoice {
     pub index: u32,
     pub message: AssistantMessage,
     pub finish_reason: FinishReason,
+    #[schema(value_type = Option<Object>)]
     pub logprobs: Option<Value>,
 }
 
 /// The assistant's answer.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct AssistantMessage {
     pub role: Role,
     pub content: Option<String>,
@@ -256,7 +260,7 @@ pub struct AssistantMessage {
 }
 
 /// Why generation stopped.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     Stop,
@@ -277,7 +281,7 @@ impl FinishReason {
 }
 
 /// Token counts of a request.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default, ToSchema)]
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
@@ -285,7 +289,7 @@ pub struct Usage {
 }
 
 /// One server-sent event of a streamed chat completion.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ChatCompletionChunk {
     pub id: String,
     pub object: String,
@@ -297,16 +301,17 @@ pub struct ChatCompletionChunk {
 }
 
 /// One choice of a streamed chunk.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ChunkChoice {
     pub index: u32,
     pub delta: ChunkDelta,
     pub finish_reason: Option<FinishReason>,
+    #[schema(value_type = Option<Object>)]
     pub logprobs: Option<Value>,
 }
 
 /// What a chunk adds to the answer.
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, ToSchema)]
 pub struct ChunkDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<Role>,
@@ -317,7 +322,7 @@ pub struct ChunkDelta {
 }
 
 /// A streamed piece of a tool call.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ToolCallDelta {
     pub index: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -328,7 +333,7 @@ pub struct ToolCallDelta {
 }
 
 /// The function part of a streamed tool call.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct FunctionCallDelta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -337,14 +342,14 @@ pub struct FunctionCallDelta {
 }
 
 /// `GET /v1/models` response.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ModelList {
     pub object: String,
     pub data: Vec<ModelObject>,
 }
 
 /// One model, as listed by `/v1/models`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct ModelObject {
     pub id: String,
     pub object: String,
@@ -353,7 +358,7 @@ pub struct ModelObject {
 }
 
 /// `POST /v1/embeddings` request.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct EmbeddingRequest {
     pub model: String,
     pub input: EmbeddingInput,
@@ -366,7 +371,7 @@ pub struct EmbeddingRequest {
 }
 
 /// `input` of an embeddings request.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingInput {
     One(String),
@@ -376,7 +381,7 @@ pub enum EmbeddingInput {
 }
 
 /// `encoding_format` of an embeddings request.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EncodingFormat {
     Float,
@@ -384,7 +389,7 @@ pub enum EncodingFormat {
 }
 
 /// `POST /v1/embeddings` response.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct EmbeddingResponse {
     pub object: String,
     pub data: Vec<EmbeddingObject>,
@@ -393,7 +398,7 @@ pub struct EmbeddingResponse {
 }
 
 /// One embedding.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 pub struct EmbeddingObject {
     pub object: String,
     pub index: u32,
@@ -401,7 +406,7 @@ pub struct EmbeddingObject {
 }
 
 /// A vector as floats or as base64 of little-endian `f32`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum EmbeddingVector {
     Float(Vec<f32>),
@@ -409,7 +414,7 @@ pub enum EmbeddingVector {
 }
 
 /// Token counts of an embeddings request.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 pub struct EmbeddingUsage {
     pub prompt_tokens: u32,
     pub total_tokens: u32,

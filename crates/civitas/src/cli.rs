@@ -48,6 +48,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated
+    /// from the code; the committed copy is docs/openapi.json.
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]

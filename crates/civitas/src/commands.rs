@@ -16,6 +16,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::cli::{Cli, Command, ConfigCommand, ModelsCommand};
 
 pub async fn run(cli: Cli) -> Result<()> {
+    if let Command::Openapi = cli.command {
+        println!("{}", civitas_server::openapi_json());
+        return Ok(());
+    }
     let config = Config::load(cli.config.as_deref()).map_err(|error| anyhow!("{error}"))?;
     match cli.command {
         Command::Serve { listen, no_pull } => serve(config, listen, no_pull).await,
@@ -28,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("listen: {}", config.server.listen);
             Ok(())
         }
+        Command::Openapi => Ok(()),
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());

@@ -681,6 +681,17 @@ fn engine_error(error: EngineError) -> ApiError {
     }
 }
 
+#[utoipa::path(post, path = "/v1/chat/completions", operation_id = "createChatCompletion", tag = "chat",
+    summary = "Create a chat completion (streamed as server-sent events when `stream` is true)",
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion, or a `text/event-stream` of `ChatCompletionChunk` ending with `data: [DONE]`", body = ChatCompletion),
+        (status = 400, description = "invalid_request_body, invalid_parameter or context_length_exceeded", body = civitas_types::ErrorBody),
+        (status = 404, description = "model_not_found", body = civitas_types::ErrorBody),
+        (status = 413, description = "payload_too_large", body = civitas_types::ErrorBody),
+        (status = 429, description = "queue_full; see Retry-After", body = civitas_types::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn completions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -22,6 +22,22 @@ pub struct ListResponse<T> {
     data: Vec<T>,
 }
 
+/// `{"object": "list", "data": [Conversation]}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the response shape only")]
+pub struct ConversationList {
+    object: String,
+    data: Vec<Conversation>,
+}
+
+/// `{"object": "list", "data": [Message]}`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, reason = "documents the response shape only")]
+pub struct MessageList {
+    object: String,
+    data: Vec<Message>,
+}
+
 fn storage_error(error: civitas_store::StoreError) -> ApiError {
     tracing::error!(%error, "storage error");
     ApiError::new(
@@ -30,6 +46,11 @@ fn storage_error(error: civitas_store::StoreError) -> ApiError {
     )
 }
 
+#[utoipa::path(get, path = "/v1/conversations", operation_id = "listConversations", tag = "conversations",
+    summary = "List the caller's conversations, newest first",
+    params(("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
+    responses((status = 200, body = ConversationList), (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -47,6 +68,11 @@ pub async fn list(
     Ok(Json(ListResponse { object: "list", data }))
 }
 
+#[utoipa::path(get, path = "/v1/conversations/{id}/messages", operation_id = "listConversationMessages", tag = "conversations",
+    summary = "List the messages of one of the caller's conversations",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, body = MessageList), (status = 404, body = civitas_types::ErrorBody), (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn messages(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

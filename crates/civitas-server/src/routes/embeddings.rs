@@ -24,6 +24,15 @@ use crate::state::AppState;
 /// Most inputs in one request.
 const MAX_INPUTS: usize = 2048;
 
+#[utoipa::path(post, path = "/v1/embeddings", operation_id = "createEmbedding", tag = "embeddings",
+    summary = "Create embeddings of text inputs",
+    request_body = EmbeddingRequest,
+    responses(
+        (status = 200, body = EmbeddingResponse),
+        (status = 400, description = "invalid_request_body, invalid_parameter or context_length_exceeded", body = civitas_types::ErrorBody),
+        (status = 404, description = "model_not_found", body = civitas_types::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

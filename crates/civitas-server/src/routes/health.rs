@@ -13,10 +13,16 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    summary = "Liveness: the process answers (no authentication)",
+    responses((status = 200, description = "`{\"status\": \"ok\"}`")))]
 pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    summary = "Readiness: database reachable and model loaded (no authentication)",
+    responses((status = 200, description = "Ready"), (status = 503, body = civitas_types::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     if state.shutting_down.load(Ordering::SeqCst) {
         return Err(ApiError::new(
@@ -44,6 +50,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
     ))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics (OpenMetrics text)",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"), (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let body = state.metrics.render(state.chat.as_deref());
     (

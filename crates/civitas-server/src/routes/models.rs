@@ -21,6 +21,10 @@ fn served_models(state: &AppState) -> Vec<ModelObject> {
         .collect()
 }
 
+#[utoipa::path(get, path = "/v1/models", operation_id = "listModels", tag = "models",
+    summary = "List the models served",
+    responses((status = 200, body = ModelList), (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
     Json(ModelList {
         object: "list".to_owned(),
@@ -28,6 +32,11 @@ pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/models/{id}", operation_id = "retrieveModel", tag = "models",
+    summary = "Describe one served model",
+    params(("id" = String, Path, description = "Model name")),
+    responses((status = 200, body = ModelObject), (status = 404, description = "model_not_found", body = civitas_types::ErrorBody), (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn retrieve(
     State(state): State<AppState>,
     Path(id): Path<String>,
