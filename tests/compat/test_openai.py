@@ -122,7 +122,8 @@ def test_streamed_tool_call(client, tiny_server):
         tools=tools,
         tool_choice={"type": "function", "function": {"name": "ping"}},
         stream=True,
-        max_tokens=30,
+        max_tokens=100,
+        temperature=0,
     )
     names, finish = [], None
     for chunk in stream:

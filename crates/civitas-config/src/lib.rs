@@ -65,7 +65,8 @@ pub struct AuthConfig {
 pub struct ModelsConfig {
     /// Folder of installed models; empty means `models` in the data directory.
     pub dir: String,
-    /// Catalogue name (or imported name) of the chat model served.
+    /// Catalogue name (or imported name) of the chat model served; empty
+    /// runs without a local chat model.
     pub chat: String,
     /// Embedding model served on `/v1/embeddings`; empty disables it.
     pub embedding: String,
@@ -232,8 +233,8 @@ impl Config {
         }
         SecretLocation::parse(&self.auth.bootstrap_key)
             .map_err(|message| invalid("auth.bootstrap_key", message))?;
-        if self.models.chat.trim().is_empty() {
-            return Err(invalid("models.chat", "must name a model"));
+        if self.models.chat != self.models.chat.trim() {
+            return Err(invalid("models.chat", "must not start or end with spaces"));
         }
         if !(512..=131_072).contains(&self.models.context_length) {
             return Err(invalid("models.context_length", "must be between 512 and 131072"));

@@ -150,6 +150,8 @@ pub struct Verification {
 pub struct ModelStore {
     root: PathBuf,
     python: String,
+    /// Extra environment for pip (e.g. `PIP_INDEX_URL` of an agency mirror).
+    pip_env: Vec<(String, String)>,
 }
 
 fn check_name(name: &str) -> Result<()> {
@@ -211,7 +213,15 @@ impl ModelStore {
         ModelStore {
             root: root.into(),
             python: std::env::var("CIVITAS_PYTHON").unwrap_or_else(|_| "python3".to_owned()),
+            pip_env: Vec::new(),
         }
+    }
+
+    /// Uses `python` to run pip, with extra environment variables.
+    pub fn with_pip(mut self, python: impl Into<String>, pip_env: Vec<(String, String)>) -> ModelStore {
+        self.python = python.into();
+        self.pip_env = pip_env;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -386,6 +396,11 @@ impl ModelStore {
             .args(["--disable-pip-version-check", "--quiet", "--dest"])
             .arg(download_dir.path())
             .arg(&requirement)
+            .envs(
+                self.pip_env
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str())),
+            )
             .output()
             .map_err(|error| ModelStoreError::PipUnavailable {
                 python: self.python.clone(),

@@ -140,8 +140,13 @@ pub fn router(state: AppState) -> Router {
     let api = api
         .route_layer(from_fn_with_state(state.clone(), recorder::record_requests))
         .route_layer(from_fn_with_state(state.clone(), middleware::require_api_key));
-    public
-        .merge(api)
+    with_edge_layers(public.merge(api), state)
+}
+
+/// The layers every route shares: route tagging, 404/405 in our error
+/// shape, panics turned into 500s, request ids and metrics.
+fn with_edge_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .route_layer(from_fn(tag_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -298,6 +303,54 @@ mod tests {
             committed.trim_end() == openapi_json().trim_end(),
             "docs/openapi.json is stale: run `civitas openapi > docs/openapi.json`"
         );
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_with_the_request_id_and_the_server_goes_on() {
+        use axum::body::Body;
+        use axum::http::Request;
+        use tower::ServiceExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store: Arc<dyn Store> = Arc::new(civitas_store_sqlite::SqliteStore::open(&url, 1).await.unwrap());
+        let (recorder, _task) = RequestRecorder::start(Arc::clone(&store));
+        let state = AppState {
+            config: Arc::new(Config::default()),
+            store,
+            chat: None,
+            embedder: None,
+            embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            bootstrap_key: None,
+            metrics: Arc::new(Metrics::default()),
+            recorder,
+            shutting_down: Arc::new(AtomicBool::new(false)),
+            started_at: Instant::now(),
+            started_unix: 0,
+        };
+        async fn boom() -> &'static str {
+            panic!("handler bug")
+        }
+        let routes = Router::new()
+            .route("/boom", axum::routing::get(boom))
+            .route("/fine", axum::routing::get(|| async { "fine" }));
+        let app = with_edge_layers(routes, state);
+        let response = app
+            .clone()
+            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert_eq!(body["error"]["request_id"], request_id);
+        let fine = app
+            .oneshot(Request::get("/fine").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), 200);
     }
 
     #[test]

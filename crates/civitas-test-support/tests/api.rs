@@ -653,3 +653,35 @@ async fn embeddings_are_normalised_and_capture_meaning() {
     assert_eq!(error_of(missing, 404).await["code"], "model_not_found");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_lets_a_stream_in_flight_finish_then_stops() {
+    let Some(app) = spawn_app().await else { return };
+    let mut body = chat_body(&app, "Describe a town hall in a few sentences.");
+    body["max_tokens"] = json!(40);
+    body["stream"] = json!(true);
+    let response = app.post_json("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    let address = app.address.clone();
+    let mut stream = response.bytes_stream();
+    let mut text = String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert!(!text.contains("[DONE]"), "the stream ended before shutdown began");
+    // Shut down while the answer is still being generated.
+    let shutdown = tokio::spawn(app.shutdown());
+    while let Some(chunk) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    assert!(
+        text.trim_end().ends_with("data: [DONE]"),
+        "the stream was cut: {text}"
+    );
+    shutdown.await.unwrap();
+    let after = reqwest::Client::new()
+        .get(format!("{address}/healthz"))
+        .send()
+        .await;
+    assert!(
+        after.is_err(),
+        "the server still accepts connections after shutdown"
+    );
+}

@@ -266,29 +266,62 @@ async fn serve(mut config: Config, listen: Option<std::net::SocketAddr>, no_pull
     let listener = Application::bind(listen)?;
     let model_store = ModelStore::new(config.models_dir());
     let name = config.models.chat.clone();
-    let installed = match model_store.installed(&name) {
+    let store = open_store(&config).await?;
+    let (key, key_source) = bootstrap_key(&config)?;
+    let engine = if name.is_empty() {
+        eprintln!("no chat model configured (models.chat is empty): serving without a local model");
+        None
+    } else {
+        Some(load_chat_engine(&config, &model_store, &name, no_pull).await?)
+    };
+    let embedder = load_embedder(&config, &model_store, no_pull).await?;
+    let embedding_name = embedder.as_ref().map(|embedder| embedder.name().to_owned());
+    let models = ServedModels {
+        chat: engine.map(Arc::new),
+        embedder: embedder.map(Arc::new),
+    };
+    let application = Application::build(config, listener, store, models, Some(key)).await?;
+    let address = application.local_addr();
+    println!("Civitas is running at http://{address}/");
+    println!("  OpenAI-compatible API: http://{address}/v1");
+    if !name.is_empty() {
+        println!("  chat: model `{name}`");
+    }
+    if let Some(embedding_name) = embedding_name {
+        println!("  embeddings: model `{embedding_name}`");
+    }
+    println!("  API key: read from {key_source}");
+    println!("  stop with Ctrl-C");
+    application.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Loads (fetching on first run if allowed) the local chat model.
+async fn load_chat_engine(
+    config: &Config,
+    model_store: &ModelStore,
+    name: &str,
+    no_pull: bool,
+) -> Result<ChatEngine> {
+    let installed = match model_store.installed(name) {
         Some(installed) => installed,
-        None if config.models.pull_on_start && !no_pull && catalogue::find(&name).is_some() => {
+        None if config.models.pull_on_start && !no_pull && catalogue::find(name).is_some() => {
             eprintln!("model {name} is not installed yet: fetching it now (first run; this happens once)");
             let store = model_store.clone();
-            let pull_name = name.clone();
+            let pull_name = name.to_owned();
             tokio::task::spawn_blocking(move || pull_blocking(&store, &pull_name)).await??
         }
         None => {
             return Err(anyhow!(
                 "{}",
-                civitas_inference::ModelStoreError::NotInstalled(name)
+                civitas_inference::ModelStoreError::NotInstalled(name.to_owned())
             ))
         }
     };
-
-    let store = open_store(&config).await?;
-    let (key, key_source) = bootstrap_key(&config)?;
-
     let available = std::thread::available_parallelism()
         .map(|n| n.get() as u32)
         .unwrap_or(2);
-    let recommended = catalogue::find(&name)
+    let recommended = catalogue::find(name)
         .map(|entry| entry.recommended_threads)
         .unwrap_or(available);
     let threads = if config.models.threads > 0 {
@@ -307,25 +340,7 @@ async fn serve(mut config: Config, listen: Option<std::net::SocketAddr>, no_pull
         "loading {name} (verifying sha256, {threads} threads, {} slots)",
         engine_config.slots
     );
-    let engine = tokio::task::spawn_blocking(move || ChatEngine::load(&installed, engine_config)).await??;
-
-    let embedder = load_embedder(&config, &model_store, no_pull).await?;
-    let embedding_name = embedder.as_ref().map(|embedder| embedder.name().to_owned());
-    let models = ServedModels {
-        chat: Some(Arc::new(engine)),
-        embedder: embedder.map(Arc::new),
-    };
-    let application = Application::build(config, listener, store, models, Some(key)).await?;
-    let address = application.local_addr();
-    println!("Civitas is running at http://{address}/");
-    println!("  OpenAI-compatible API: http://{address}/v1 (model `{name}`)");
-    if let Some(embedding_name) = embedding_name {
-        println!("  embeddings: model `{embedding_name}`");
-    }
-    println!("  API key: read from {key_source}");
-    println!("  stop with Ctrl-C");
-    application.run_until(shutdown_signal()).await?;
-    Ok(())
+    Ok(tokio::task::spawn_blocking(move || ChatEngine::load(&installed, engine_config)).await??)
 }
 
 /// The embedding model, if configured; a missing one disables

@@ -38,10 +38,10 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
         ));
     }
     let model = state.chat.as_ref().map(|engine| engine.info().name.clone());
-    if model.is_none() {
+    if model.is_none() && !state.config.models.chat.is_empty() {
         return Err(ApiError::new(
             ErrorCode::ModelUnavailable,
-            "no chat model is loaded",
+            "the chat model is not loaded",
         ));
     }
     Ok((

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the benchmarks recorded in BENCHMARKS.md on this machine:
+#   1. the default model driven directly through llama.cpp (the ceiling),
+#   2. the same model through `civitas serve` (1 and 4 concurrent streams),
+#   3. idle memory and /v1/models latency at a fixed rate, without a model.
+# Run it on an otherwise idle machine; it takes about ten minutes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/prerequisites.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
+cargo build --release --locked -p civitas -p civitas-bench
+R="$CARGO_TARGET_DIR/release"
+MODELS="${CIVITAS_BENCH_MODELS_DIR:-$HOME/.cache/civitas/models}"
+MODEL=qwen2.5-1.5b-instruct
+CIVITAS__MODELS__DIR="$MODELS" "$R/civitas" models pull "$MODEL"
+PORT="${CIVITAS_BENCH_PORT:-18080}"
+KEY=sk-bench
+DATA="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$DATA"' EXIT
+
+wait_ready() {
+    for _ in $(seq 1 300); do
+        if curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null; then return 0; fi
+        sleep 0.2
+    done
+    echo "server did not become ready" >&2
+    return 1
+}
+
+echo "== llama.cpp direct ($MODEL, 2 threads)"
+for streams in 1 4; do
+    "$R/bench-llama-direct" --model "$MODELS/$MODEL/model.gguf" --streams "$streams" --threads 2
+done
+
+echo "== civitas serve ($MODEL, 2 threads, 4 slots)"
+CIVITAS_DATA_DIR="$DATA/a" CIVITAS__MODELS__DIR="$MODELS" CIVITAS_BOOTSTRAP_KEY=$KEY CIVITAS__MODELS__EMBEDDING= \
+    "$R/civitas" serve --no-pull --listen "127.0.0.1:$PORT" >"$DATA/serve-a.log" 2>&1 &
+SERVER=$!
+wait_ready
+for streams in 1 4; do
+    "$R/bench-http" inference --url "http://127.0.0.1:$PORT" --key $KEY --model "$MODEL" --streams "$streams" --pid $SERVER
+done
+kill -TERM $SERVER; wait $SERVER || true
+
+echo "== civitas serve without a model: idle memory and /v1/models at 1,000 requests/s"
+CIVITAS_DATA_DIR="$DATA/b" CIVITAS_BOOTSTRAP_KEY=$KEY CIVITAS__MODELS__CHAT= CIVITAS__MODELS__EMBEDDING= \
+    "$R/civitas" serve --no-pull --listen "127.0.0.1:$PORT" >"$DATA/serve-b.log" 2>&1 &
+SERVER=$!
+wait_ready
+sleep 2
+echo "{\"idle_rss_mib\": $(awk '/VmRSS/ {print $2/1024}' /proc/$SERVER/status)}"
+"$R/bench-http" overhead --url "http://127.0.0.1:$PORT" --key $KEY --path /v1/models --rate 1000 --seconds 20
+echo "{\"rss_after_load_mib\": $(awk '/VmRSS/ {print $2/1024}' /proc/$SERVER/status), \"peak_rss_mib\": $(awk '/VmHWM/ {print $2/1024}' /proc/$SERVER/status)}"
+kill -TERM $SERVER; wait $SERVER || true
+
+echo "== baseline: nginx answering the same JSON with no work, same load generator"
+if ! command -v nginx >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+fi
+cat >"$DATA/nginx.conf" <<CONF
+worker_processes 1;
+pid $DATA/nginx.pid;
+error_log $DATA/nginx-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $DATA;
+  server {
+    listen 127.0.0.1:$((PORT + 1));
+    location / { default_type application/json; return 200 '{"object":"list","data":[]}'; }
+  }
+}
+CONF
+nginx -c "$DATA/nginx.conf"
+"$R/bench-http" overhead --url "http://127.0.0.1:$((PORT + 1))" --key $KEY --path /v1/models --rate 1000 --seconds 20
+nginx -c "$DATA/nginx.conf" -s stop
