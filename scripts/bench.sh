@@ -43,6 +43,16 @@ for streams in 1 4; do
 done
 kill -TERM $SERVER; wait $SERVER || true
 
+echo "== time to first token on a short prompt (tiny model, 30 runs)"
+CIVITAS__MODELS__DIR="$MODELS" "$R/civitas" models pull smollm2-135m-instruct
+"$R/bench-llama-direct" --model "$MODELS/smollm2-135m-instruct/model.gguf" --filler-words 0 --ttft-runs 30
+CIVITAS_DATA_DIR="$DATA/c" CIVITAS__MODELS__DIR="$MODELS" CIVITAS_BOOTSTRAP_KEY=$KEY CIVITAS__MODELS__EMBEDDING= \
+    CIVITAS__MODELS__CHAT=smollm2-135m-instruct "$R/civitas" serve --no-pull --listen "127.0.0.1:$PORT" >"$DATA/serve-c.log" 2>&1 &
+SERVER=$!
+wait_ready
+"$R/bench-http" ttft --url "http://127.0.0.1:$PORT" --key $KEY --model smollm2-135m-instruct --runs 30
+kill -TERM $SERVER; wait $SERVER || true
+
 echo "== civitas serve without a model: idle memory and /v1/models at 1,000 requests/s"
 CIVITAS_DATA_DIR="$DATA/b" CIVITAS_BOOTSTRAP_KEY=$KEY CIVITAS__MODELS__CHAT= CIVITAS__MODELS__EMBEDDING= \
     "$R/civitas" serve --no-pull --listen "127.0.0.1:$PORT" >"$DATA/serve-b.log" 2>&1 &

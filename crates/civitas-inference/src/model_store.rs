@@ -304,6 +304,8 @@ impl ModelStore {
         };
         self.write_manifest(&dir, &manifest)?;
         let _ = fs::remove_dir_all(&partial);
+        // Only succeeds when no other pull is in progress.
+        let _ = fs::remove_dir(self.root.join(".partial"));
         Ok(InstalledModel { manifest, dir })
     }
 
@@ -488,6 +490,7 @@ impl ModelStore {
         fs::create_dir_all(&dir).map_err(io_error("cannot create the model folder"))?;
         fs::rename(&staged, dir.join("model.gguf")).map_err(io_error("cannot move the model"))?;
         let _ = fs::remove_dir_all(&staging);
+        let _ = fs::remove_dir(self.root.join(".partial"));
         let manifest = Manifest {
             name: name.to_owned(),
             kind: "chat".to_owned(),

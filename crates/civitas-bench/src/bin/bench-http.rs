@@ -39,6 +39,19 @@ enum Mode {
         #[arg(long)]
         pid: Option<u32>,
     },
+    /// Sequential one-token requests: median time to first token.
+    Ttft {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        model: String,
+        #[arg(long, default_value_t = 0)]
+        filler_words: usize,
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+    },
     Overhead {
         #[arg(long)]
         url: String,
@@ -202,6 +215,43 @@ async fn inference(
     Ok(())
 }
 
+async fn ttft(url: String, key: String, model: String, filler_words: usize, runs: usize) -> Result<()> {
+    let client = reqwest::Client::new();
+    let body = json!({
+        "model": model,
+        "messages": [{"role": "user", "content": civitas_bench::question(filler_words)}],
+        "temperature": 0,
+        "max_tokens": 1,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    let mut times = Vec::with_capacity(runs);
+    let mut prompt_tokens = 0;
+    for _ in 0..runs.max(1) + 1 {
+        let result = one_stream(
+            client.clone(),
+            url.clone(),
+            key.clone(),
+            body.clone(),
+            Instant::now(),
+        )
+        .await?;
+        prompt_tokens = result.prompt_tokens;
+        times.push(result.first_token * 1000.0);
+    }
+    times.remove(0); // warm-up
+    times.sort_by(f64::total_cmp);
+    let report = json!({
+        "engine": "civitas serve",
+        "prompt_tokens": prompt_tokens,
+        "runs": times.len(),
+        "time_to_first_token_median_ms": civitas_bench::quantile(&times, 0.5),
+        "time_to_first_token_p90_ms": civitas_bench::quantile(&times, 0.9),
+    });
+    println!("{report}");
+    Ok(())
+}
+
 async fn overhead(
     url: String,
     key: String,
@@ -271,6 +321,13 @@ async fn main() -> Result<()> {
             tokens,
             pid,
         } => inference(url, key, model, streams, filler_words, tokens, pid).await,
+        Mode::Ttft {
+            url,
+            key,
+            model,
+            filler_words,
+            runs,
+        } => ttft(url, key, model, filler_words, runs).await,
         Mode::Overhead {
             url,
             key,

@@ -30,6 +30,10 @@ struct Args {
     /// Tokens generated per stream.
     #[arg(long, default_value_t = 128)]
     tokens: u32,
+    /// Instead of the throughput run: measure time to first token this many
+    /// times (one stream, tokenization included) and report the median.
+    #[arg(long)]
+    ttft_runs: Option<usize>,
 }
 
 fn main() -> Result<()> {
@@ -49,6 +53,36 @@ fn main() -> Result<()> {
         .with_n_threads_batch(args.threads);
     let mut context = model.new_context(&backend, params)?;
     let prompt = civitas_bench::chatml(&civitas_bench::question(args.filler_words));
+    if let Some(runs) = args.ttft_runs {
+        let mut times = Vec::with_capacity(runs);
+        for _ in 0..runs.max(1) {
+            context.clear_kv_cache();
+            let start = Instant::now();
+            let tokens = model.vocab().tokenize(prompt.as_bytes(), false, true);
+            let mut batch = LlamaBatch::new(tokens.len().max(512), 1);
+            for (position, token) in tokens.iter().enumerate() {
+                batch.add(*token, position as i32, &[0], position + 1 == tokens.len())?;
+            }
+            context.decode(&mut batch)?;
+            let mut sampler = LlamaSampler::greedy();
+            let first = sampler.sample(&context, batch.n_tokens() - 1);
+            let _piece = model.vocab().token_to_piece(first, false, None);
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(f64::total_cmp);
+        let prompt_tokens = model.vocab().tokenize(prompt.as_bytes(), false, true).len();
+        println!(
+            "{}",
+            serde_json::json!({
+                "engine": "llama.cpp direct",
+                "prompt_tokens": prompt_tokens,
+                "runs": times.len(),
+                "time_to_first_token_median_ms": civitas_bench::quantile(&times, 0.5),
+                "time_to_first_token_p90_ms": civitas_bench::quantile(&times, 0.9),
+            })
+        );
+        return Ok(());
+    }
     let tokens = model.vocab().tokenize(prompt.as_bytes(), false, true);
     let mut batch = LlamaBatch::new(512, streams as i32);
     let mut samplers: Vec<LlamaSampler> = (0..streams).map(|_| LlamaSampler::greedy()).collect();
