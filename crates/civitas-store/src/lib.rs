@@ -13,6 +13,7 @@ use serde::Serialize;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod sql_impl;
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]

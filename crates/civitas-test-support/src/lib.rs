@@ -199,6 +199,19 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The request record of `request_id`, waiting up to 5 s for the
+    /// background writer to store it.
+    pub async fn wait_for_record(&self, request_id: &str) -> Option<civitas_store::RequestRecord> {
+        for _ in 0..100 {
+            let records = self.store.list_request_records(50).await.unwrap();
+            if let Some(record) = records.into_iter().find(|r| r.request_id == request_id) {
+                return Some(record);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Asks the server to stop and waits for it (graceful shutdown).
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {

@@ -133,15 +133,7 @@ async fn chat_completion_answers_and_is_stored() {
     assert_eq!(messages[1].content, content);
 
     // The request record is written off the request path: wait for it.
-    let mut record = None;
-    for _ in 0..50 {
-        let records = app.store.list_request_records(20).await.unwrap();
-        record = records.into_iter().find(|r| r.request_id == request_id);
-        if record.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let record = app.wait_for_record(&request_id).await;
     let record = record.expect("request record");
     assert_eq!(record.status, 200);
     assert_eq!(record.completion_tokens as u64, completion_tokens);
@@ -478,15 +470,7 @@ async fn a_client_that_leaves_frees_its_slot() {
     let mut stream = response.bytes_stream();
     let _first = stream.next().await.unwrap().unwrap();
     drop(stream);
-    let mut record = None;
-    for _ in 0..100 {
-        let records = app.store.list_request_records(20).await.unwrap();
-        record = records.into_iter().find(|r| r.request_id == request_id);
-        if record.is_some() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let record = app.wait_for_record(&request_id).await;
     let record = record.expect("the cancelled request is recorded");
     assert_eq!(record.status, 499);
     assert!(record.completion_tokens < 500);
