@@ -95,6 +95,9 @@ pub enum GenerationEvent {
         reason: StopReason,
         prompt_tokens: u32,
         completion_tokens: u32,
+        /// Seconds of model compute (decode steps this request took part
+        /// in) until its first token: what a server adds is the rest.
+        first_token_compute_seconds: f64,
     },
     Failed(String),
 }
@@ -330,6 +333,11 @@ struct Slot {
     pending: Option<LlamaToken>,
     /// Index in the current batch whose logits belong to this slot.
     logits_index: Option<i32>,
+    /// Decode time of the steps this slot took part in, until its first
+    /// token was sampled.
+    compute_until_first: std::time::Duration,
+    /// Whether this slot has tokens in the batch being decoded.
+    in_batch: bool,
 }
 
 fn build_sampler(model: &LlamaModel, params: &GenerationParams) -> Result<LlamaSampler, String> {
@@ -425,6 +433,8 @@ fn scheduler(
                         generated: 0,
                         pending: None,
                         logits_index: None,
+                        compute_until_first: std::time::Duration::ZERO,
+                        in_batch: false,
                     });
                 }
                 Err(reason) => {
@@ -461,7 +471,9 @@ fn step(
     // Generating slots first: one token each, always fits.
     for slot in slots.iter_mut().flatten() {
         slot.logits_index = None;
+        slot.in_batch = false;
         if let Some(token) = slot.pending.take() {
+            slot.in_batch = true;
             slot.logits_index = Some(batch.n_tokens());
             batch
                 .add(token, slot.position, &[slot.seq], true)
@@ -479,6 +491,7 @@ fn step(
             break;
         }
         let end = (slot.fed + room).min(slot.prompt.len());
+        slot.in_batch = true;
         for index in slot.fed..end {
             let last = index + 1 == slot.prompt.len();
             if last {
@@ -497,9 +510,16 @@ fn step(
     if batch.n_tokens() == 0 {
         return Ok(());
     }
+    let decode_start = std::time::Instant::now();
     context
         .decode(batch)
         .map_err(|error| format!("decode failed: {error}"))?;
+    let decode_time = decode_start.elapsed();
+    for slot in slots.iter_mut().flatten() {
+        if slot.in_batch && slot.generated == 0 {
+            slot.compute_until_first += decode_time;
+        }
+    }
     let vocab = model.vocab();
     for entry in slots.iter_mut() {
         let Some(slot) = entry.as_mut() else { continue };
@@ -509,7 +529,11 @@ fn step(
             }
             continue;
         };
+        let sample_start = std::time::Instant::now();
         let token = slot.sampler.sample(context, index);
+        if slot.generated == 0 {
+            slot.compute_until_first += sample_start.elapsed();
+        }
         slot.generated += 1;
         stats.completion_tokens_total.fetch_add(1, Ordering::Relaxed);
         let mut outcome = None;
@@ -559,6 +583,7 @@ fn finish(
             reason,
             prompt_tokens: slot.prompt.len() as u32,
             completion_tokens: slot.generated,
+            first_token_compute_seconds: slot.compute_until_first.as_secs_f64(),
         });
     }
 }

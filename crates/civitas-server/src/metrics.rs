@@ -30,6 +30,7 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub latency: Family<RouteLabels, Histogram>,
     pub time_to_first_token: Histogram,
+    pub time_to_first_token_overhead: Histogram,
     pub prompt_tokens: Counter,
     pub completion_tokens: Counter,
     queue_depth: Gauge<i64, AtomicI64>,
@@ -68,6 +69,14 @@ impl Default for Metrics {
             "Time from request to the first generated text",
             time_to_first_token.clone(),
         );
+        let time_to_first_token_overhead = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1,
+        ]);
+        registry.register(
+            "time_to_first_token_overhead_seconds",
+            "Time to first token minus the model compute it needed: what the server adds",
+            time_to_first_token_overhead.clone(),
+        );
         let prompt_tokens = Counter::default();
         registry.register("prompt_tokens", "Prompt tokens processed", prompt_tokens.clone());
         let completion_tokens = Counter::default();
@@ -95,6 +104,7 @@ impl Default for Metrics {
             requests,
             latency,
             time_to_first_token,
+            time_to_first_token_overhead,
             prompt_tokens,
             completion_tokens,
             queue_depth,

@@ -18,6 +18,10 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// When the request arrived, in request extensions.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestStart(pub Instant);
+
 /// Who is calling, set by [`require_api_key`].
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -46,6 +50,7 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .map(str::to_owned)
         .unwrap_or_else(|| format!("req_{}", uuid::Uuid::now_v7().simple()));
     request.extensions_mut().insert(RequestId(request_id.clone()));
+    request.extensions_mut().insert(RequestStart(started));
     let method = request.method().clone();
     let mut response = next.run(request).await;
     let route = response

@@ -508,6 +508,11 @@ async fn metrics_count_requests_and_tokens() {
     );
     assert!(metrics.contains("civitas_completion_tokens_total"));
     assert!(metrics.contains("civitas_inference_queue_depth"));
+    // The server's own share of the time to first token was observed once.
+    assert!(
+        metrics.contains("civitas_time_to_first_token_overhead_seconds_count 1"),
+        "{metrics}"
+    );
     app.shutdown().await;
 }
 

@@ -241,8 +241,30 @@ async fn ttft(url: String, key: String, model: String, filler_words: usize, runs
     }
     times.remove(0); // warm-up
     times.sort_by(f64::total_cmp);
+    // The server's own account: time to first token minus model compute.
+    let metrics = client
+        .get(format!("{url}/metrics"))
+        .bearer_auth(&key)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let metric = |name: &str| {
+        metrics.lines().find_map(|line| {
+            line.strip_prefix(name)
+                .and_then(|rest| rest.trim().parse::<f64>().ok())
+        })
+    };
+    let overhead_mean_ms = match (
+        metric("civitas_time_to_first_token_overhead_seconds_sum "),
+        metric("civitas_time_to_first_token_overhead_seconds_count "),
+    ) {
+        (Some(sum), Some(count)) if count > 0.0 => Some(sum / count * 1000.0),
+        _ => None,
+    };
     let report = json!({
         "engine": "civitas serve",
+        "server_time_to_first_token_overhead_mean_ms": overhead_mean_ms,
         "prompt_tokens": prompt_tokens,
         "runs": times.len(),
         "time_to_first_token_median_ms": civitas_bench::quantile(&times, 0.5),

@@ -29,7 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::middleware::{Caller, RequestId};
+use crate::middleware::{Caller, RequestId, RequestStart};
 use crate::recorder::HandlerRecords;
 use crate::routes::models::model_not_found;
 use crate::state::AppState;
@@ -369,6 +369,8 @@ struct Outcome {
     completion_tokens: u32,
     failed: Option<String>,
     cancelled: bool,
+    /// Seconds from the request's arrival to the first generated text.
+    first_text_seconds: Option<f64>,
 }
 
 /// Identity of one completion, shared by its chunks.
@@ -497,10 +499,9 @@ async fn drive(
             GenerationEvent::Text(text) => {
                 if first {
                     first = false;
-                    state
-                        .metrics
-                        .time_to_first_token
-                        .observe(metrics_start.elapsed().as_secs_f64());
+                    let elapsed = metrics_start.elapsed().as_secs_f64();
+                    outcome.first_text_seconds = Some(elapsed);
+                    state.metrics.time_to_first_token.observe(elapsed);
                 }
                 outcome.text.push_str(&text);
                 if let Some(writer) = writer.as_deref_mut() {
@@ -516,7 +517,12 @@ async fn drive(
                 reason,
                 prompt_tokens,
                 completion_tokens,
+                first_token_compute_seconds,
             } => {
+                if let Some(first_text) = outcome.first_text_seconds {
+                    let overhead = (first_text - first_token_compute_seconds).max(0.0);
+                    state.metrics.time_to_first_token_overhead.observe(overhead);
+                }
                 outcome.reason = Some(reason);
                 outcome.prompt_tokens = prompt_tokens;
                 outcome.completion_tokens = completion_tokens;
@@ -696,9 +702,14 @@ pub async fn completions(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    arrived: Option<Extension<RequestStart>>,
     ApiJson(request): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
-    let started = Instant::now();
+    // From the request's arrival (before the body was read), so that time
+    // to first token includes everything the server does.
+    let started = arrived
+        .map(|Extension(RequestStart(at))| at)
+        .unwrap_or_else(Instant::now);
     let started_at = chrono::Utc::now();
     let engine = state
         .chat
