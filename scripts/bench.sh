@@ -85,3 +85,42 @@ CONF
 nginx -c "$DATA/nginx.conf"
 "$R/bench-http" overhead --url "http://127.0.0.1:$((PORT + 1))" --key $KEY --path /v1/models --rate 1000 --seconds 20
 nginx -c "$DATA/nginx.conf" -s stop
+
+echo "== chat completion through Civitas to an instant stub provider (nginx), same load"
+cat >"$DATA/stub.conf" <<CONF
+worker_processes 1;
+pid $DATA/stub.pid;
+error_log $DATA/stub-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $DATA;
+  client_body_buffer_size 64k;
+  server {
+    listen 127.0.0.1:$((PORT + 2));
+    location / { default_type application/json; return 200 '{"id":"chatcmpl-stub","object":"chat.completion","created":0,"model":"stub-model","system_fingerprint":null,"choices":[{"index":0,"message":{"role":"assistant","content":"Bonjour.","refusal":null},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}'; }
+  }
+}
+CONF
+cat >"$DATA/gateway.toml" <<CONF
+[models]
+chat = ""
+embedding = ""
+
+[[providers]]
+name = "stub"
+base_url = "http://127.0.0.1:$((PORT + 2))/v1"
+models = ["stub-model"]
+allow_internal = true
+CONF
+nginx -c "$DATA/stub.conf"
+CIVITAS_DATA_DIR="$DATA/d" CIVITAS_BOOTSTRAP_KEY=$KEY "$R/civitas" --config "$DATA/gateway.toml" serve --no-pull \
+    --listen "127.0.0.1:$PORT" >"$DATA/serve-d.log" 2>&1 &
+SERVER=$!
+wait_ready
+BODY='{"model":"stub-model","messages":[{"role":"user","content":"Bonjour"}],"max_tokens":16}'
+"$R/bench-http" overhead --url "http://127.0.0.1:$((PORT + 2))" --key $KEY --path /v1/chat/completions --body "$BODY" --rate 1000 --seconds 20
+"$R/bench-http" overhead --url "http://127.0.0.1:$PORT" --key $KEY --path /v1/chat/completions --body "$BODY" --rate 1000 --seconds 20
+echo "{\"gateway_peak_rss_mib\": $(awk '/VmHWM/ {print $2/1024}' /proc/$SERVER/status)}"
+kill -TERM $SERVER; wait $SERVER || true
+nginx -c "$DATA/stub.conf" -s stop

@@ -26,6 +26,35 @@ pub struct Config {
     pub auth: AuthConfig,
     pub models: ModelsConfig,
     pub logging: LoggingConfig,
+    /// Remote OpenAI-compatible inference servers, each serving the model
+    /// names it lists through Civitas.
+    pub providers: Vec<ProviderConfig>,
+}
+
+/// One `[[providers]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// A name for logs and `owned_by`.
+    pub name: String,
+    /// Base URL of its OpenAI-compatible API, e.g. `http://10.0.0.5:8000/v1`.
+    pub base_url: String,
+    /// Where its API key is read from (`env::NAME` or `file::PATH`); empty
+    /// when it needs none.
+    #[serde(default)]
+    pub api_key: String,
+    /// Model names it serves.
+    pub models: Vec<String>,
+    /// Allow loopback and private addresses (the agency's own servers).
+    #[serde(default)]
+    pub allow_internal: bool,
+    /// Seconds a request may take, streaming included.
+    #[serde(default = "default_provider_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_provider_timeout() -> u64 {
+    300
 }
 
 /// `[server]`
@@ -248,6 +277,37 @@ impl Config {
         if self.models.max_output_tokens == 0 {
             return Err(invalid("models.max_output_tokens", "must be at least 1"));
         }
+        let mut names = std::collections::HashSet::new();
+        for provider in &self.providers {
+            if provider.name.trim().is_empty() || !names.insert(provider.name.as_str()) {
+                return Err(invalid(
+                    "providers.name",
+                    "each provider needs a unique, non-empty name",
+                ));
+            }
+            if !provider.base_url.starts_with("http://") {
+                return Err(invalid(
+                    "providers.base_url",
+                    format!(
+                        "`{}`: only http:// is supported for now; reach an https provider through the agency's TLS proxy",
+                        provider.base_url
+                    ),
+                ));
+            }
+            if provider.models.is_empty() || provider.models.iter().any(|m| m.trim().is_empty()) {
+                return Err(invalid(
+                    "providers.models",
+                    format!("provider `{}` must list its model names", provider.name),
+                ));
+            }
+            if !provider.api_key.is_empty() {
+                SecretLocation::parse(&provider.api_key)
+                    .map_err(|message| invalid("providers.api_key", message))?;
+            }
+            if provider.timeout_seconds == 0 {
+                return Err(invalid("providers.timeout_seconds", "must be at least 1"));
+            }
+        }
         if self.logging.format != "text" && self.logging.format != "json" {
             return Err(invalid("logging.format", "must be `text` or `json`"));
         }
@@ -454,6 +514,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("models.slots"), "{error}");
+    }
+
+    #[test]
+    fn providers_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("civitas.toml");
+        std::fs::write(
+            &path,
+            "[[providers]]\nname = \"vllm\"\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodels = [\"big\"]\nallow_internal = true\n",
+        )
+        .unwrap();
+        let config = Config::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(config.providers[0].timeout_seconds, 300);
+        std::fs::write(
+            &path,
+            "[[providers]]\nname = \"x\"\nbase_url = \"ftp://h/v1\"\nmodels = [\"m\"]\n",
+        )
+        .unwrap();
+        let error = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("providers.base_url"), "{error}");
     }
 
     #[test]

@@ -119,16 +119,28 @@ impl HttpClient {
         })
     }
 
-    /// GETs a URL after the policy check; the body is bounded.
-    pub async fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpClientError> {
+    /// POSTs a JSON body after the policy check; the response is returned
+    /// unread so that it can be streamed.
+    pub async fn post_json(
+        &self,
+        url: &str,
+        bearer: Option<&str>,
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::Response, HttpClientError> {
         let parsed = url::Url::parse(url).map_err(|error| HttpClientError::InvalidUrl(error.to_string()))?;
         self.policy.check(&parsed).await?;
-        let mut response = self
-            .inner
-            .get(parsed)
+        let mut request = self.inner.post(parsed).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        request
             .send()
             .await
-            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+            .map_err(|error| HttpClientError::Transport(error.to_string()))
+    }
+
+    /// Reads a response body, refusing more than the client's limit.
+    pub async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Vec<u8>, HttpClientError> {
         let mut body = Vec::new();
         while let Some(chunk) = response
             .chunk()
@@ -143,6 +155,19 @@ impl HttpClient {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    /// GETs a URL after the policy check; the body is bounded.
+    pub async fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpClientError> {
+        let parsed = url::Url::parse(url).map_err(|error| HttpClientError::InvalidUrl(error.to_string()))?;
+        self.policy.check(&parsed).await?;
+        let response = self
+            .inner
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+        self.read_bounded(response).await
     }
 }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod middleware;
+pub mod providers;
 pub mod recorder;
 pub mod routes;
 pub mod state;
@@ -171,6 +172,7 @@ pub enum ServerError {
 pub struct ServedModels {
     pub chat: Option<Arc<ChatEngine>>,
     pub embedder: Option<Arc<Embedder>>,
+    pub providers: Vec<Arc<providers::RemoteProvider>>,
 }
 
 /// A bound, ready-to-run server.
@@ -221,6 +223,7 @@ impl Application {
             store,
             chat: models.chat,
             embedder: models.embedder,
+            providers: Arc::new(models.providers),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             bootstrap_key: bootstrap_key.map(Arc::new),
             metrics: Arc::new(Metrics::default()),
@@ -320,6 +323,7 @@ mod tests {
             store,
             chat: None,
             embedder: None,
+            providers: Arc::new(Vec::new()),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             bootstrap_key: None,
             metrics: Arc::new(Metrics::default()),

@@ -19,6 +19,7 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub chat: Option<Arc<ChatEngine>>,
     pub embedder: Option<Arc<Embedder>>,
+    pub providers: Arc<Vec<Arc<crate::providers::RemoteProvider>>>,
     /// Embeddings computed at once (each uses one core).
     pub embedding_permits: Arc<tokio::sync::Semaphore>,
     pub bootstrap_key: Option<Arc<Secret>>,

@@ -39,6 +39,9 @@ pub struct AppOptions {
     pub postgres: bool,
     /// Serve the embedding model too (when it is installed).
     pub embeddings: bool,
+    /// Load `model` locally; `false` serves only `providers`.
+    pub local_model: bool,
+    pub providers: Vec<civitas_config::ProviderConfig>,
 }
 
 impl Default for AppOptions {
@@ -51,6 +54,8 @@ impl Default for AppOptions {
             context_length: 2048,
             postgres: false,
             embeddings: true,
+            local_model: true,
+            providers: Vec::new(),
         }
     }
 }
@@ -98,7 +103,11 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
         ..Config::default()
     };
     config.models.dir = models_dir.display().to_string();
-    config.models.chat = options.model.clone();
+    config.models.chat = if options.local_model {
+        options.model.clone()
+    } else {
+        String::new()
+    };
     config.models.slots = options.slots;
     config.models.queue_depth = options.queue_depth;
     config.models.context_length = options.context_length;
@@ -131,10 +140,21 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
         queue_depth: options.queue_depth,
         batch_tokens: 512,
     };
-    let engine = tokio::task::spawn_blocking(move || ChatEngine::load(&installed, engine_config))
-        .await
-        .unwrap()
-        .unwrap();
+    let engine = if options.local_model {
+        Some(Arc::new(
+            tokio::task::spawn_blocking(move || ChatEngine::load(&installed, engine_config))
+                .await
+                .unwrap()
+                .unwrap(),
+        ))
+    } else {
+        None
+    };
+    let providers = options
+        .providers
+        .iter()
+        .map(|provider| Arc::new(civitas_server::providers::RemoteProvider::from_config(provider).unwrap()))
+        .collect();
     let embedder = match ModelStore::new(&models_dir).installed(EMBEDDING_MODEL) {
         Some(installed) if options.embeddings => Some(Arc::new(
             tokio::task::spawn_blocking(move || Embedder::load(&installed))
@@ -145,8 +165,9 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
         _ => None,
     };
     let models = ServedModels {
-        chat: Some(Arc::new(engine)),
+        chat: engine,
         embedder,
+        providers,
     };
     let application = Application::build(
         config,
@@ -166,7 +187,16 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
         address,
         client: reqwest::Client::new(),
         store,
-        model: options.model,
+        model: if options.local_model {
+            options.model
+        } else {
+            options
+                .providers
+                .first()
+                .and_then(|p| p.models.first())
+                .cloned()
+                .unwrap_or_default()
+        },
         stop: Some(stop),
         server: Some(server),
         _data_dir: data_dir,

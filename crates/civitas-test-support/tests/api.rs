@@ -674,3 +674,124 @@ async fn shutdown_lets_a_stream_in_flight_finish_then_stops() {
         "the server still accepts connections after shutdown"
     );
 }
+
+/// A provider entry pointing at another running Civitas (the stand-in for
+/// a remote inference server), with its key in a file.
+fn provider_for(
+    upstream: &TestApp,
+    key_dir: &std::path::Path,
+    allow_internal: bool,
+) -> civitas_config::ProviderConfig {
+    let key_file = key_dir.join("upstream-key");
+    std::fs::write(&key_file, TEST_KEY).unwrap();
+    civitas_config::ProviderConfig {
+        name: "upstream".to_owned(),
+        base_url: format!("{}/v1", upstream.address),
+        api_key: format!("file::{}", key_file.display()),
+        models: vec![upstream.model.clone()],
+        allow_internal,
+        timeout_seconds: 60,
+    }
+}
+
+#[tokio::test]
+async fn chat_is_forwarded_to_a_remote_provider() {
+    let Some(upstream) = spawn_app().await else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let Some(gateway) = spawn_app_with(AppOptions {
+        local_model: false,
+        embeddings: false,
+        providers: vec![provider_for(&upstream, keys.path(), true)],
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let models: Value = gateway.get("/v1/models").await.json().await.unwrap();
+    assert_eq!(models["data"][0]["id"], upstream.model);
+    assert_eq!(models["data"][0]["owned_by"], "upstream");
+
+    let mut body = chat_body(&gateway, "Name a river in France.");
+    body["seed"] = json!(5);
+    let response = gateway.post_json("/v1/chat/completions", &body).await;
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let forwarded: Value = response.json().await.unwrap();
+    let direct: Value = upstream
+        .post_json("/v1/chat/completions", &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        forwarded["choices"][0]["message"]["content"],
+        direct["choices"][0]["message"]["content"]
+    );
+    let record = gateway
+        .wait_for_record(&request_id)
+        .await
+        .expect("gateway request record");
+    assert_eq!(record.model.as_deref(), Some(upstream.model.as_str()));
+    assert!(record.completion_tokens > 0);
+
+    body["stream"] = json!(true);
+    let payloads = sse_payloads(gateway.post_json("/v1/chat/completions", &body).await).await;
+    assert_eq!(payloads.last().map(String::as_str), Some("[DONE]"));
+    let streamed: String = payloads[..payloads.len() - 1]
+        .iter()
+        .map(|p| serde_json::from_str::<Value>(p).unwrap())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        streamed,
+        direct["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+
+    // The provider's refusal comes back as a 502 that says what it said.
+    body["stream"] = json!(false);
+    body["temperature"] = json!(7);
+    let refused = error_of(gateway.post_json("/v1/chat/completions", &body).await, 502).await;
+    assert_eq!(refused["code"], "upstream_error");
+    assert!(refused["message"].as_str().unwrap().contains("400"), "{refused}");
+    gateway.shutdown().await;
+    upstream.shutdown().await;
+}
+
+#[tokio::test]
+async fn internal_addresses_need_allow_internal_and_dead_providers_answer_502() {
+    let Some(upstream) = spawn_app().await else { return };
+    let keys = tempfile::tempdir().unwrap();
+    let mut dead = provider_for(&upstream, keys.path(), true);
+    dead.name = "dead".to_owned();
+    dead.models = vec!["dead-model".to_owned()];
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    dead.base_url = format!("http://{}/v1", closed.local_addr().unwrap());
+    drop(closed);
+    let Some(gateway) = spawn_app_with(AppOptions {
+        local_model: false,
+        embeddings: false,
+        providers: vec![provider_for(&upstream, keys.path(), false), dead],
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let body = chat_body(&gateway, "hello");
+    let refused = error_of(gateway.post_json("/v1/chat/completions", &body).await, 502).await;
+    assert_eq!(refused["code"], "upstream_error");
+    let mut body = body;
+    body["model"] = json!("dead-model");
+    let unreachable = error_of(gateway.post_json("/v1/chat/completions", &body).await, 502).await;
+    assert!(unreachable["message"]
+        .as_str()
+        .unwrap()
+        .contains("could not be reached"));
+    gateway.shutdown().await;
+    upstream.shutdown().await;
+}

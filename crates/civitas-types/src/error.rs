@@ -38,13 +38,15 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The database could not complete the request.
     StorageUnavailable,
+    /// A remote provider could not be reached or answered with an error.
+    UpstreamError,
     /// Something unexpected happened; the request id locates it in the logs.
     InternalError,
 }
 
 impl ErrorCode {
     /// Every code, for the generated documentation and tests.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidRequestBody,
         ErrorCode::InvalidParameter,
         ErrorCode::UnsupportedMediaType,
@@ -59,6 +61,7 @@ impl ErrorCode {
         ErrorCode::ModelUnavailable,
         ErrorCode::ShuttingDown,
         ErrorCode::StorageUnavailable,
+        ErrorCode::UpstreamError,
         ErrorCode::InternalError,
     ];
 
@@ -79,6 +82,7 @@ impl ErrorCode {
             ErrorCode::ModelUnavailable => "model_unavailable",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::StorageUnavailable => "storage_unavailable",
+            ErrorCode::UpstreamError => "upstream_error",
             ErrorCode::InternalError => "internal_error",
         }
     }
@@ -99,6 +103,7 @@ impl ErrorCode {
             ErrorCode::ModelUnavailable
             | ErrorCode::ShuttingDown
             | ErrorCode::StorageUnavailable
+            | ErrorCode::UpstreamError
             | ErrorCode::InternalError => "server_error",
         }
     }
@@ -116,6 +121,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::QueueFull => 429,
             ErrorCode::InternalError => 500,
+            ErrorCode::UpstreamError => 502,
             ErrorCode::ModelUnavailable | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable => 503,
         }
     }

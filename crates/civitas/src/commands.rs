@@ -276,16 +276,27 @@ async fn serve(mut config: Config, listen: Option<std::net::SocketAddr>, no_pull
     };
     let embedder = load_embedder(&config, &model_store, no_pull).await?;
     let embedding_name = embedder.as_ref().map(|embedder| embedder.name().to_owned());
+    let mut providers = Vec::new();
+    for provider in &config.providers {
+        let remote = civitas_server::providers::RemoteProvider::from_config(provider)
+            .map_err(|error| anyhow!("{error}"))?;
+        providers.push(Arc::new(remote));
+    }
     let models = ServedModels {
         chat: engine.map(Arc::new),
         embedder: embedder.map(Arc::new),
+        providers,
     };
+    let config_providers = config.providers.clone();
     let application = Application::build(config, listener, store, models, Some(key)).await?;
     let address = application.local_addr();
     println!("Civitas is running at http://{address}/");
     println!("  OpenAI-compatible API: http://{address}/v1");
     if !name.is_empty() {
         println!("  chat: model `{name}`");
+    }
+    for provider in &config_providers {
+        println!("  provider `{}`: {}", provider.name, provider.models.join(", "));
     }
     if let Some(embedding_name) = embedding_name {
         println!("  embeddings: model `{embedding_name}`");

@@ -711,11 +711,25 @@ pub async fn completions(
         .map(|Extension(RequestStart(at))| at)
         .unwrap_or_else(Instant::now);
     let started_at = chrono::Utc::now();
-    let engine = state
+    let local = state
         .chat
         .clone()
-        .filter(|engine| engine.info().name == request.model)
-        .ok_or_else(|| model_not_found(&request.model))?;
+        .filter(|engine| engine.info().name == request.model);
+    let Some(engine) = local else {
+        let provider = state
+            .providers
+            .iter()
+            .find(|provider| provider.serves(&request.model))
+            .cloned()
+            .ok_or_else(|| model_not_found(&request.model))?;
+        let forwarded = crate::routes::remote::Forwarded {
+            caller,
+            request_id,
+            started,
+            started_at,
+        };
+        return crate::routes::remote::forward_chat(state, provider, request, forwarded).await;
+    };
     if state.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::new(
             ErrorCode::ShuttingDown,

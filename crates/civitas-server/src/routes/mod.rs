@@ -5,3 +5,4 @@ pub mod conversations;
 pub mod embeddings;
 pub mod health;
 pub mod models;
+pub mod remote;

@@ -11,12 +11,20 @@ use crate::state::AppState;
 fn served_models(state: &AppState) -> Vec<ModelObject> {
     let chat = state.chat.iter().map(|engine| engine.info().name.clone());
     let embedding = state.embedder.iter().map(|embedder| embedder.name().to_owned());
-    chat.chain(embedding)
-        .map(|id| ModelObject {
+    let local = chat.chain(embedding).map(|id| (id, "civitas".to_owned()));
+    let remote = state.providers.iter().flat_map(|provider| {
+        provider
+            .models
+            .iter()
+            .map(|model| (model.clone(), provider.name.clone()))
+    });
+    local
+        .chain(remote)
+        .map(|(id, owned_by)| ModelObject {
             id,
             object: "model".to_owned(),
             created: state.started_unix,
-            owned_by: "civitas".to_owned(),
+            owned_by,
         })
         .collect()
 }

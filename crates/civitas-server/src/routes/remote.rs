@@ -1,0 +1,182 @@
+//! Chat completions forwarded to a remote provider.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use civitas_store::RequestRecord;
+use civitas_types::openai::{ChatCompletion, ChatCompletionRequest};
+use civitas_types::ErrorCode;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::middleware::Caller;
+use crate::providers::RemoteProvider;
+use crate::recorder::HandlerRecords;
+use crate::state::AppState;
+
+/// Who asked and when, for the request record.
+pub struct Forwarded {
+    pub caller: Caller,
+    pub request_id: String,
+    pub started: Instant,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+}
+
+async fn record(
+    state: &AppState,
+    forwarded: &Forwarded,
+    model: &str,
+    status: i64,
+    usage: (i64, i64),
+    error: Option<ErrorCode>,
+) {
+    state
+        .recorder
+        .record(RequestRecord {
+            request_id: forwarded.request_id.clone(),
+            at: forwarded.started_at,
+            actor: forwarded.caller.actor.clone(),
+            route: "/v1/chat/completions".to_owned(),
+            model: Some(model.to_owned()),
+            model_sha256: None,
+            prompt_tokens: usage.0,
+            completion_tokens: usage.1,
+            latency_ms: forwarded.started.elapsed().as_millis() as i64,
+            status,
+            error_code: error.map(|code| code.as_str().to_owned()),
+        })
+        .await;
+}
+
+fn marked(mut response: Response) -> Response {
+    response.extensions_mut().insert(HandlerRecords);
+    response
+}
+
+/// Forwards `request` to `provider` and relays its answer, streamed or not.
+pub async fn forward_chat(
+    state: AppState,
+    provider: Arc<RemoteProvider>,
+    request: ChatCompletionRequest,
+    forwarded: Forwarded,
+) -> Result<Response, ApiError> {
+    if request.messages.is_empty() {
+        return Err(ApiError::invalid(
+            "messages",
+            "`messages` must hold at least one message",
+        ));
+    }
+    let model = request.model.clone();
+    let stream = request.stream.unwrap_or(false);
+    let upstream = match provider.chat(&request).await {
+        Ok(response) => response,
+        Err(error) => {
+            tracing::warn!(provider = %provider.name, %error, "provider unreachable");
+            record(
+                &state,
+                &forwarded,
+                &model,
+                502,
+                (0, 0),
+                Some(ErrorCode::UpstreamError),
+            )
+            .await;
+            let error = ApiError::new(
+                ErrorCode::UpstreamError,
+                format!("the provider `{}` could not be reached", provider.name),
+            );
+            return Ok(marked(error.into_response()));
+        }
+    };
+    let status = upstream.status();
+    if !status.is_success() {
+        let body = provider.client.read_bounded(upstream).await.unwrap_or_default();
+        let detail = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|value| value["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        record(
+            &state,
+            &forwarded,
+            &model,
+            502,
+            (0, 0),
+            Some(ErrorCode::UpstreamError),
+        )
+        .await;
+        let error = ApiError::new(
+            ErrorCode::UpstreamError,
+            format!(
+                "the provider `{}` answered {}: {detail}",
+                provider.name,
+                status.as_u16()
+            ),
+        );
+        return Ok(marked(error.into_response()));
+    }
+    if stream {
+        record(&state, &forwarded, &model, 200, (0, 0), None).await;
+        let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(marked(response));
+    }
+    let body = match provider.client.read_bounded(upstream).await {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::warn!(provider = %provider.name, %error, "provider answer unreadable");
+            record(
+                &state,
+                &forwarded,
+                &model,
+                502,
+                (0, 0),
+                Some(ErrorCode::UpstreamError),
+            )
+            .await;
+            return Ok(marked(
+                ApiError::new(
+                    ErrorCode::UpstreamError,
+                    format!("the answer of `{}` could not be read", provider.name),
+                )
+                .into_response(),
+            ));
+        }
+    };
+    let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&body) else {
+        record(
+            &state,
+            &forwarded,
+            &model,
+            502,
+            (0, 0),
+            Some(ErrorCode::UpstreamError),
+        )
+        .await;
+        return Ok(marked(
+            ApiError::new(
+                ErrorCode::UpstreamError,
+                format!(
+                    "the provider `{}` answered with a malformed completion",
+                    provider.name
+                ),
+            )
+            .into_response(),
+        ));
+    };
+    let usage = (
+        i64::from(completion.usage.prompt_tokens),
+        i64::from(completion.usage.completion_tokens),
+    );
+    record(&state, &forwarded, &model, 200, usage, None).await;
+    Ok(marked((StatusCode::OK, Json(completion)).into_response()))
+}
