@@ -4,9 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use civitas_store::RequestRecord;
 use civitas_types::openai::{ChatCompletion, ChatCompletionRequest};
 use civitas_types::ErrorCode;
@@ -178,5 +177,10 @@ pub async fn forward_chat(
         i64::from(completion.usage.completion_tokens),
     );
     record(&state, &forwarded, &model, 200, usage, None).await;
-    Ok(marked((StatusCode::OK, Json(completion)).into_response()))
+    // Validated above; relayed byte for byte (no second serialisation).
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(marked(response))
 }
