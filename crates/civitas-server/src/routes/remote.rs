@@ -51,6 +51,20 @@ async fn record(
         .await;
 }
 
+/// Records a failed forward and answers 502 `upstream_error`.
+async fn upstream_failure(state: &AppState, forwarded: &Forwarded, model: &str, message: String) -> Response {
+    record(
+        state,
+        forwarded,
+        model,
+        502,
+        (0, 0),
+        Some(ErrorCode::UpstreamError),
+    )
+    .await;
+    marked(ApiError::new(ErrorCode::UpstreamError, message).into_response())
+}
+
 fn marked(mut response: Response) -> Response {
     response.extensions_mut().insert(HandlerRecords);
     response
@@ -75,20 +89,8 @@ pub async fn forward_chat(
         Ok(response) => response,
         Err(error) => {
             tracing::warn!(provider = %provider.name, %error, "provider unreachable");
-            record(
-                &state,
-                &forwarded,
-                &model,
-                502,
-                (0, 0),
-                Some(ErrorCode::UpstreamError),
-            )
-            .await;
-            let error = ApiError::new(
-                ErrorCode::UpstreamError,
-                format!("the provider `{}` could not be reached", provider.name),
-            );
-            return Ok(marked(error.into_response()));
+            let message = format!("the provider `{}` could not be reached", provider.name);
+            return Ok(upstream_failure(&state, &forwarded, &model, message).await);
         }
     };
     let status = upstream.status();
@@ -98,24 +100,12 @@ pub async fn forward_chat(
             .ok()
             .and_then(|value| value["error"]["message"].as_str().map(str::to_owned))
             .unwrap_or_default();
-        record(
-            &state,
-            &forwarded,
-            &model,
-            502,
-            (0, 0),
-            Some(ErrorCode::UpstreamError),
-        )
-        .await;
-        let error = ApiError::new(
-            ErrorCode::UpstreamError,
-            format!(
-                "the provider `{}` answered {}: {detail}",
-                provider.name,
-                status.as_u16()
-            ),
+        let message = format!(
+            "the provider `{}` answered {}: {detail}",
+            provider.name,
+            status.as_u16()
         );
-        return Ok(marked(error.into_response()));
+        return Ok(upstream_failure(&state, &forwarded, &model, message).await);
     }
     if stream {
         record(&state, &forwarded, &model, 200, (0, 0), None).await;
@@ -133,44 +123,16 @@ pub async fn forward_chat(
         Ok(body) => body,
         Err(error) => {
             tracing::warn!(provider = %provider.name, %error, "provider answer unreadable");
-            record(
-                &state,
-                &forwarded,
-                &model,
-                502,
-                (0, 0),
-                Some(ErrorCode::UpstreamError),
-            )
-            .await;
-            return Ok(marked(
-                ApiError::new(
-                    ErrorCode::UpstreamError,
-                    format!("the answer of `{}` could not be read", provider.name),
-                )
-                .into_response(),
-            ));
+            let message = format!("the answer of `{}` could not be read", provider.name);
+            return Ok(upstream_failure(&state, &forwarded, &model, message).await);
         }
     };
     let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&body) else {
-        record(
-            &state,
-            &forwarded,
-            &model,
-            502,
-            (0, 0),
-            Some(ErrorCode::UpstreamError),
-        )
-        .await;
-        return Ok(marked(
-            ApiError::new(
-                ErrorCode::UpstreamError,
-                format!(
-                    "the provider `{}` answered with a malformed completion",
-                    provider.name
-                ),
-            )
-            .into_response(),
-        ));
+        let message = format!(
+            "the provider `{}` answered with a malformed completion",
+            provider.name
+        );
+        return Ok(upstream_failure(&state, &forwarded, &model, message).await);
     };
     let usage = (
         i64::from(completion.usage.prompt_tokens),
