@@ -28,6 +28,28 @@ wait_ready() {
     return 1
 }
 
+# Starts nginx on 127.0.0.1:PORT answering BODY (JSON) to every request:
+# a server that does no work, for baselines and as an instant provider.
+static_json() {
+    local name=$1 port=$2 body=$3
+    cat >"$DATA/$name.conf" <<CONF
+worker_processes 1;
+pid $DATA/$name.pid;
+error_log $DATA/$name-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $DATA;
+  client_body_buffer_size 64k;
+  server {
+    listen 127.0.0.1:$port;
+    location / { default_type application/json; return 200 '$body'; }
+  }
+}
+CONF
+    nginx -c "$DATA/$name.conf"
+}
+
 echo "== llama.cpp direct ($MODEL, 2 threads)"
 for streams in 1 4; do
     "$R/bench-llama-direct" --model "$MODELS/$MODEL/model.gguf" --streams "$streams" --threads 2
@@ -68,40 +90,12 @@ echo "== baseline: nginx answering the same JSON with no work, same load generat
 if ! command -v nginx >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
 fi
-cat >"$DATA/nginx.conf" <<CONF
-worker_processes 1;
-pid $DATA/nginx.pid;
-error_log $DATA/nginx-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $DATA;
-  server {
-    listen 127.0.0.1:$((PORT + 1));
-    location / { default_type application/json; return 200 '{"object":"list","data":[]}'; }
-  }
-}
-CONF
-nginx -c "$DATA/nginx.conf"
+static_json nginx $((PORT + 1)) '{"object":"list","data":[]}'
 "$R/bench-http" overhead --url "http://127.0.0.1:$((PORT + 1))" --key $KEY --path /v1/models --rate 1000 --seconds 20
 nginx -c "$DATA/nginx.conf" -s stop
 
 echo "== chat completion through Civitas to an instant stub provider (nginx), same load"
-cat >"$DATA/stub.conf" <<CONF
-worker_processes 1;
-pid $DATA/stub.pid;
-error_log $DATA/stub-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $DATA;
-  client_body_buffer_size 64k;
-  server {
-    listen 127.0.0.1:$((PORT + 2));
-    location / { default_type application/json; return 200 '{"id":"chatcmpl-stub","object":"chat.completion","created":0,"model":"stub-model","system_fingerprint":null,"choices":[{"index":0,"message":{"role":"assistant","content":"Bonjour.","refusal":null},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}'; }
-  }
-}
-CONF
+static_json stub $((PORT + 2)) '{"id":"chatcmpl-stub","object":"chat.completion","created":0,"model":"stub-model","system_fingerprint":null,"choices":[{"index":0,"message":{"role":"assistant","content":"Bonjour.","refusal":null},"finish_reason":"stop","logprobs":null}],"usage":{"prompt_tokens":9,"completion_tokens":2,"total_tokens":11}}'
 cat >"$DATA/gateway.toml" <<CONF
 [models]
 chat = ""
@@ -113,7 +107,6 @@ base_url = "http://127.0.0.1:$((PORT + 2))/v1"
 models = ["stub-model"]
 allow_internal = true
 CONF
-nginx -c "$DATA/stub.conf"
 CIVITAS_DATA_DIR="$DATA/d" CIVITAS_BOOTSTRAP_KEY=$KEY "$R/civitas" --config "$DATA/gateway.toml" serve --no-pull \
     --listen "127.0.0.1:$PORT" >"$DATA/serve-d.log" 2>&1 &
 SERVER=$!

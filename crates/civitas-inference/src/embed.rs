@@ -54,17 +54,7 @@ struct WordPiece {
 }
 
 fn is_punctuation(c: char) -> bool {
-    let code = c as u32;
-    (33..=47).contains(&code)
-        || (58..=64).contains(&code)
-        || (91..=96).contains(&code)
-        || (123..=126).contains(&code)
-        || c.is_ascii_punctuation()
-        || (!c.is_alphanumeric()
-            && !c.is_whitespace()
-            && !c.is_control()
-            && c.len_utf8() > 1
-            && is_unicode_punct(c))
+    c.is_ascii_punctuation() || is_unicode_punct(c)
 }
 
 fn is_unicode_punct(c: char) -> bool {

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     ModelNotFound,
     /// The route does not exist.
     RouteNotFound,
+    /// The addressed record does not exist (or belongs to someone else).
+    NotFound,
     /// The method is not allowed on this route.
     MethodNotAllowed,
     /// The prompt does not fit the model's context window.
@@ -46,7 +48,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for the generated documentation and tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidRequestBody,
         ErrorCode::InvalidParameter,
         ErrorCode::UnsupportedMediaType,
@@ -55,6 +57,7 @@ impl ErrorCode {
         ErrorCode::InvalidApiKey,
         ErrorCode::ModelNotFound,
         ErrorCode::RouteNotFound,
+        ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::ContextLengthExceeded,
         ErrorCode::QueueFull,
@@ -76,6 +79,7 @@ impl ErrorCode {
             ErrorCode::InvalidApiKey => "invalid_api_key",
             ErrorCode::ModelNotFound => "model_not_found",
             ErrorCode::RouteNotFound => "route_not_found",
+            ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::ContextLengthExceeded => "context_length_exceeded",
             ErrorCode::QueueFull => "queue_full",
@@ -96,6 +100,7 @@ impl ErrorCode {
             | ErrorCode::PayloadTooLarge
             | ErrorCode::ModelNotFound
             | ErrorCode::RouteNotFound
+            | ErrorCode::NotFound
             | ErrorCode::MethodNotAllowed
             | ErrorCode::ContextLengthExceeded => "invalid_request_error",
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => "authentication_error",
@@ -115,7 +120,7 @@ impl ErrorCode {
             | ErrorCode::InvalidParameter
             | ErrorCode::ContextLengthExceeded => 400,
             ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => 401,
-            ErrorCode::ModelNotFound | ErrorCode::RouteNotFound => 404,
+            ErrorCode::ModelNotFound | ErrorCode::RouteNotFound | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,

@@ -78,7 +78,7 @@ pub async fn messages(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<ListResponse<Message>>, ApiError> {
-    let not_found = || ApiError::new(ErrorCode::RouteNotFound, format!("no conversation `{id}`"));
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no conversation `{id}`"));
     let conversation = state
         .store
         .get_conversation(&id)
