@@ -29,6 +29,18 @@ pub struct Config {
     /// Remote OpenAI-compatible inference servers, each serving the model
     /// names it lists through Civitas.
     pub providers: Vec<ProviderConfig>,
+    /// Prices per model, for cost budgets and usage reports.
+    pub prices: Vec<PriceConfig>,
+}
+
+/// One `[[prices]]` entry: what a model costs per million tokens, in the
+/// agency's currency unit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PriceConfig {
+    pub model: String,
+    pub input_per_million: f64,
+    pub output_per_million: f64,
 }
 
 /// One `[[providers]]` entry.
@@ -86,6 +98,17 @@ pub struct DatabaseConfig {
 pub struct AuthConfig {
     /// Where the bootstrap API key is read from: `env::NAME` or `file::PATH`.
     pub bootstrap_key: String,
+    /// A session ends after this many minutes without a request.
+    pub session_idle_minutes: u32,
+    /// A session ends this many hours after sign-in, whatever happens.
+    pub session_absolute_hours: u32,
+    /// Mark the session cookie `Secure` (sent over HTTPS only; browsers
+    /// also send it to http://localhost).
+    pub secure_cookies: bool,
+    /// Failed sign-ins in a row before the account is locked.
+    pub max_failed_logins: u32,
+    /// Minutes an account stays locked.
+    pub lockout_minutes: u32,
 }
 
 /// `[models]`
@@ -148,6 +171,11 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             bootstrap_key: "env::CIVITAS_BOOTSTRAP_KEY".to_owned(),
+            session_idle_minutes: 30,
+            session_absolute_hours: 12,
+            secure_cookies: true,
+            max_failed_logins: 10,
+            lockout_minutes: 15,
         }
     }
 }
@@ -262,6 +290,37 @@ impl Config {
         }
         SecretLocation::parse(&self.auth.bootstrap_key)
             .map_err(|message| invalid("auth.bootstrap_key", message))?;
+        if !(1..=1440).contains(&self.auth.session_idle_minutes) {
+            return Err(invalid("auth.session_idle_minutes", "must be between 1 and 1440"));
+        }
+        if !(1..=720).contains(&self.auth.session_absolute_hours) {
+            return Err(invalid(
+                "auth.session_absolute_hours",
+                "must be between 1 and 720",
+            ));
+        }
+        if !(3..=100).contains(&self.auth.max_failed_logins) {
+            return Err(invalid("auth.max_failed_logins", "must be between 3 and 100"));
+        }
+        if !(1..=1440).contains(&self.auth.lockout_minutes) {
+            return Err(invalid("auth.lockout_minutes", "must be between 1 and 1440"));
+        }
+        let mut priced = std::collections::HashSet::new();
+        for price in &self.prices {
+            if price.model.trim().is_empty() || !priced.insert(price.model.as_str()) {
+                return Err(invalid(
+                    "prices.model",
+                    "each price needs a unique, non-empty model name",
+                ));
+            }
+            let valid = |value: f64| value.is_finite() && (0.0..=1_000_000.0).contains(&value);
+            if !valid(price.input_per_million) || !valid(price.output_per_million) {
+                return Err(invalid(
+                    "prices.input_per_million",
+                    format!("`{}`: prices must be between 0 and 1000000", price.model),
+                ));
+            }
+        }
         if self.models.chat != self.models.chat.trim() {
             return Err(invalid("models.chat", "must not start or end with spaces"));
         }

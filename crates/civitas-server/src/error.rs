@@ -36,11 +36,48 @@ impl ApiError {
         ApiError::new(ErrorCode::InvalidParameter, message).with_param(param)
     }
 
+    /// The database failed; logged here, answered 503.
+    pub fn storage(error: civitas_store::StoreError) -> ApiError {
+        match error {
+            civitas_store::StoreError::NotFound { what } => {
+                ApiError::new(ErrorCode::NotFound, format!("no such {what}"))
+            }
+            civitas_store::StoreError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            civitas_store::StoreError::Invalid(message) => {
+                ApiError::new(ErrorCode::InvalidParameter, message)
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ApiError::new(
+                    ErrorCode::StorageUnavailable,
+                    "the database could not answer; try again",
+                )
+            }
+        }
+    }
+
     pub fn internal() -> ApiError {
         ApiError::new(
             ErrorCode::InternalError,
             "an internal error occurred; quote the request id to your administrator",
         )
+    }
+}
+
+impl From<civitas_identity::provision::ProvisionError> for ApiError {
+    fn from(error: civitas_identity::provision::ProvisionError) -> Self {
+        use civitas_identity::provision::ProvisionError;
+        match error {
+            ProvisionError::Invalid { field, message } => ApiError::invalid(field, message),
+            ProvisionError::Unresolved { field, message } => {
+                ApiError::new(ErrorCode::UnresolvedReference, message).with_param(field)
+            }
+            ProvisionError::Conflict(message) => ApiError::new(ErrorCode::Conflict, message),
+            ProvisionError::Password(rejected) => {
+                ApiError::new(ErrorCode::WeakPassword, rejected.to_string()).with_param("password")
+            }
+            ProvisionError::Store(error) => ApiError::storage(error),
+        }
     }
 }
 

@@ -4,11 +4,15 @@
 //! binds the listener (port 0 in tests), wires the state and the router.
 //! This is the only crate that knows axum, status codes and the wire format.
 //!
-//! Architecture invariant: every route needs an API key except the named
-//! allow-list in [`PUBLIC_ROUTES`].
+//! Architecture invariant: every route needs an API key or a signed-in
+//! session except the named allow-list in [`PUBLIC_ROUTES`]; what the
+//! caller may do is decided by `civitas_identity::policy` through the
+//! extractors of [`auth`] in each handler's signature.
 
+pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod metrics;
 pub mod middleware;
 pub mod providers;
@@ -40,8 +44,8 @@ use crate::metrics::Metrics;
 use crate::recorder::RequestRecorder;
 use crate::state::AppState;
 
-/// Routes reachable without an API key.
-pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz"];
+/// Routes reachable without an API key or session.
+pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz", "/auth/login"];
 
 /// The matched route, carried to the outer middleware for metric labels.
 #[derive(Debug, Clone)]
@@ -102,15 +106,48 @@ impl utoipa::Modify for BearerSecurity {
 
 /// The authenticated and the public routes, with the OpenAPI document
 /// generated from the same handler annotations.
-fn routes_and_document() -> (Router<AppState>, Router<AppState>, utoipa::openapi::OpenApi) {
+fn routes_and_document() -> (
+    Router<AppState>,
+    Router<AppState>,
+    Router<AppState>,
+    utoipa::openapi::OpenApi,
+) {
     use utoipa::OpenApi as _;
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
+    // Model routes: limits and budgets apply.
+    let (limited, limited_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(routes::chat::completions))
+        .routes(routes!(routes::embeddings::create))
+        .split_for_parts();
     let (api, api_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(routes::models::list))
         .routes(routes!(routes::models::retrieve))
-        .routes(routes!(routes::chat::completions))
-        .routes(routes!(routes::embeddings::create))
+        .routes(routes!(routes::me::me))
+        .routes(routes!(routes::me::usage))
+        .routes(routes!(routes::keys::list, routes::keys::create))
+        .routes(routes!(routes::keys::revoke))
+        .routes(routes!(routes::session::logout))
+        .routes(routes!(routes::session::logout_everywhere))
+        .routes(routes!(routes::session::change_password))
+        .routes(routes!(routes::session::totp_setup))
+        .routes(routes!(routes::session::totp_confirm))
+        .routes(routes!(
+            routes::admin::list_agencies,
+            routes::admin::create_agency
+        ))
+        .routes(routes!(routes::admin::get_agency))
+        .routes(routes!(routes::admin::list_groups, routes::admin::create_group))
+        .routes(routes!(routes::admin::set_group_models))
+        .routes(routes!(routes::admin::list_people, routes::admin::create_person))
+        .routes(routes!(routes::admin::update_person))
+        .routes(routes!(routes::admin::set_person_groups))
+        .routes(routes!(routes::admin::set_person_roles))
+        .routes(routes!(routes::admin::revoke_person_sessions))
+        .routes(routes!(routes::admin::list_limits, routes::admin::set_limits))
+        .routes(routes!(routes::admin::list_keys, routes::admin::create_key))
+        .routes(routes!(routes::admin::revoke_key))
+        .routes(routes!(routes::admin::agency_usage))
         .routes(routes!(routes::conversations::list))
         .routes(routes!(routes::conversations::messages))
         .routes(routes!(routes::health::metrics))
@@ -118,16 +155,18 @@ fn routes_and_document() -> (Router<AppState>, Router<AppState>, utoipa::openapi
     let (public, public_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::session::login))
         .split_for_parts();
     let mut document = ApiDoc::openapi();
+    document.merge(limited_doc);
     document.merge(api_doc);
     document.merge(public_doc);
-    (api, public, document)
+    (limited, api, public, document)
 }
 
 /// The OpenAPI 3.1 document of the API, generated from the code.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    routes_and_document().2
+    routes_and_document().3
 }
 
 /// The OpenAPI document as pretty JSON, as committed in docs/openapi.json.
@@ -137,10 +176,12 @@ pub fn openapi_json() -> String {
 
 /// Builds the router over `state`.
 pub fn router(state: AppState) -> Router {
-    let (api, public, _) = routes_and_document();
+    let (limited, api, public, _) = routes_and_document();
+    let limited = limited.route_layer(from_fn_with_state(state.clone(), limits::enforce));
     let api = api
+        .merge(limited)
         .route_layer(from_fn_with_state(state.clone(), recorder::record_requests))
-        .route_layer(from_fn_with_state(state.clone(), middleware::require_api_key));
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     with_edge_layers(public.merge(api), state)
 }
 
@@ -165,6 +206,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot prepare identities: {0}")]
+    Identity(civitas_identity::provision::ProvisionError),
 }
 
 /// The models a server answers with.
@@ -211,13 +254,22 @@ impl Application {
         models: ServedModels,
         bootstrap_key: Option<Secret>,
     ) -> Result<Application, ServerError> {
+        civitas_identity::provision::ensure_default_agency(store.as_ref())
+            .await
+            .map_err(ServerError::Identity)?;
+        if let Some(key) = &bootstrap_key {
+            civitas_identity::provision::ensure_bootstrap_key(store.as_ref(), key.expose())
+                .await
+                .map_err(ServerError::Identity)?;
+        }
         let addr = listener
             .local_addr()
             .map(|addr| addr.to_string())
             .unwrap_or_default();
         let listener =
             TcpListener::from_std(listener).map_err(|source| ServerError::Bind { addr, source })?;
-        let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store));
+        let prices = limits::PriceTable::new(&config.prices);
+        let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store), prices);
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -225,7 +277,6 @@ impl Application {
             embedder: models.embedder,
             providers: Arc::new(models.providers),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
-            bootstrap_key: bootstrap_key.map(Arc::new),
             metrics: Arc::new(Metrics::default()),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
@@ -259,7 +310,7 @@ impl Application {
         let flag = Arc::clone(&state.shutting_down);
         let (stop_sender, stop_receiver) = tokio::sync::oneshot::channel::<()>();
         let app = router(state);
-        let serve = axum::serve(listener, app)
+        let serve = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = stop_receiver.await;
             })
@@ -317,7 +368,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
         let store: Arc<dyn Store> = Arc::new(civitas_store_sqlite::SqliteStore::open(&url, 1).await.unwrap());
-        let (recorder, _task) = RequestRecorder::start(Arc::clone(&store));
+        let (recorder, _task) = RequestRecorder::start(Arc::clone(&store), limits::PriceTable::default());
         let state = AppState {
             config: Arc::new(Config::default()),
             store,
@@ -325,7 +376,6 @@ mod tests {
             embedder: None,
             providers: Arc::new(Vec::new()),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
-            bootstrap_key: None,
             metrics: Arc::new(Metrics::default()),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
@@ -362,7 +412,7 @@ mod tests {
         let document = openapi_document();
         assert!(document.paths.paths.len() >= 9);
         for (path, item) in &document.paths.paths {
-            let operations = [&item.get, &item.post];
+            let operations = [&item.get, &item.post, &item.put, &item.patch, &item.delete];
             for operation in operations.into_iter().flatten() {
                 let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
                 assert_eq!(secured, !PUBLIC_ROUTES.contains(&path.as_str()), "{path}");

@@ -7,10 +7,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::Response;
-use civitas_types::ErrorCode;
-use subtle::ConstantTimeEq;
 
-use crate::error::{ApiError, ErrorMarker};
+use crate::error::ErrorMarker;
 use crate::metrics::{RequestLabels, RouteLabels};
 use crate::state::AppState;
 
@@ -22,11 +20,55 @@ pub struct RequestId(pub String);
 #[derive(Debug, Clone, Copy)]
 pub struct RequestStart(pub Instant);
 
-/// Who is calling, set by [`require_api_key`].
+/// Who is calling, for request records and limits; set by
+/// [`crate::auth::authenticate`] and completed by [`crate::limits::enforce`].
 #[derive(Debug, Clone)]
 pub struct Caller {
-    /// Stable, non-secret name of the credential (`bootstrap` for now).
+    /// The person or service account.
     pub actor: String,
+    pub agency_id: String,
+    pub key_id: Option<String>,
+    /// Scopes whose limits apply to model requests.
+    pub limit_scopes: Vec<String>,
+    /// Scopes with limits this request was admitted under, to charge.
+    pub charge: std::sync::Arc<Vec<String>>,
+}
+
+impl Caller {
+    pub fn of(principal: &civitas_identity::Principal) -> Caller {
+        Caller {
+            actor: principal.id().to_owned(),
+            agency_id: principal.agency_id().to_owned(),
+            key_id: principal.key().map(|key| key.id.clone()),
+            limit_scopes: principal.limit_scopes(),
+            charge: std::sync::Arc::default(),
+        }
+    }
+
+    /// A request record of this caller with nothing used yet.
+    pub fn new_record(
+        &self,
+        request_id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+        route: &str,
+    ) -> civitas_store::RequestRecord {
+        civitas_store::RequestRecord {
+            request_id: request_id.to_owned(),
+            at,
+            actor: self.actor.clone(),
+            agency_id: Some(self.agency_id.clone()),
+            key_id: self.key_id.clone(),
+            route: route.to_owned(),
+            model: None,
+            model_sha256: None,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            cost_micros: 0,
+            latency_ms: 0,
+            status: 0,
+            error_code: None,
+        }
+    }
 }
 
 fn acceptable_request_id(value: &str) -> bool {
@@ -98,35 +140,4 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         );
     }
     response
-}
-
-/// Requires `Authorization: Bearer <key>` matching the bootstrap key.
-pub async fn require_api_key(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let header = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok());
-    let Some(token) = header.and_then(|value| {
-        value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-    }) else {
-        return ApiError::new(
-            ErrorCode::MissingApiKey,
-            "this route needs an API key: send `Authorization: Bearer <key>`",
-        )
-        .to_response("");
-    };
-    let valid = state.bootstrap_key.as_ref().is_some_and(|key| {
-        let expected = key.expose().as_bytes();
-        expected.len() == token.len() && bool::from(expected.ct_eq(token.as_bytes()))
-    });
-    if !valid {
-        return ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid").to_response("");
-    }
-    request.extensions_mut().insert(Caller {
-        actor: "bootstrap".to_owned(),
-    });
-    next.run(request).await
 }

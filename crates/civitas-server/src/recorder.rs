@@ -1,6 +1,8 @@
 //! Request records are written off the request path by one background
 //! task, in order, so that recording never adds database latency to an
-//! answer. On shutdown the queue is drained before the database closes.
+//! answer. The same task prices each record and charges its tokens and
+//! cost to the limited scopes it was admitted under. On shutdown the queue
+//! is drained before the database closes.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::ErrorMarker;
+use crate::limits::PriceTable;
 use crate::middleware::{Caller, RequestId};
 use crate::state::AppState;
 
@@ -20,30 +23,57 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy)]
 pub struct HandlerRecords;
 
+struct Pending {
+    record: RequestRecord,
+    charge: Arc<Vec<String>>,
+}
+
 /// Sends records to the writer task.
 #[derive(Debug, Clone)]
 pub struct RequestRecorder {
-    sender: mpsc::Sender<RequestRecord>,
+    sender: mpsc::Sender<Pending>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending")
+            .field("request_id", &self.record.request_id)
+            .finish()
+    }
 }
 
 impl RequestRecorder {
     /// Starts the writer task; it ends when every recorder is dropped.
-    pub fn start(store: Arc<dyn Store>) -> (RequestRecorder, JoinHandle<()>) {
-        let (sender, mut receiver) = mpsc::channel::<RequestRecord>(16_384);
+    pub fn start(store: Arc<dyn Store>, prices: PriceTable) -> (RequestRecorder, JoinHandle<()>) {
+        let (sender, mut receiver) = mpsc::channel::<Pending>(16_384);
         let task = tokio::spawn(async move {
-            while let Some(record) = receiver.recv().await {
+            while let Some(Pending { mut record, charge }) = receiver.recv().await {
+                record.cost_micros = prices.cost_micros(
+                    record.model.as_deref(),
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                );
                 if let Err(error) = store.record_request(&record).await {
                     tracing::error!(request_id = %record.request_id, %error, "could not store a request record");
+                }
+                let tokens = record.prompt_tokens + record.completion_tokens;
+                if let Err(error) = store.charge(&charge, tokens, record.cost_micros, record.at).await {
+                    tracing::error!(request_id = %record.request_id, %error, "could not charge usage to limits");
                 }
             }
         });
         (RequestRecorder { sender }, task)
     }
 
-    /// Queues a record; waits only if the queue is full.
-    pub async fn record(&self, record: RequestRecord) {
-        if let Err(mpsc::error::TrySendError::Full(record)) = self.sender.try_send(record) {
-            let _ = self.sender.send(record).await;
+    /// Queues a record of `caller`'s request (made with
+    /// [`Caller::new_record`]); waits only if the queue is full.
+    pub async fn record(&self, caller: &Caller, record: RequestRecord) {
+        let pending = Pending {
+            record,
+            charge: Arc::clone(&caller.charge),
+        };
+        if let Err(mpsc::error::TrySendError::Full(pending)) = self.sender.try_send(pending) {
+            let _ = self.sender.send(pending).await;
         }
     }
 }
@@ -58,15 +88,12 @@ pub async fn record_requests(State(state): State<AppState>, request: Request, ne
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| request.uri().path().chars().take(200).collect());
     let request_id = request.extensions().get::<RequestId>().map(|id| id.0.clone());
-    let actor = request
-        .extensions()
-        .get::<Caller>()
-        .map(|caller| caller.actor.clone());
+    let caller = request.extensions().get::<Caller>().cloned();
     let response = next.run(request).await;
     if response.extensions().get::<HandlerRecords>().is_some() {
         return response;
     }
-    let (Some(request_id), Some(actor)) = (request_id, actor) else {
+    let (Some(request_id), Some(caller)) = (request_id, caller) else {
         return response;
     };
     let error_code = response
@@ -75,19 +102,15 @@ pub async fn record_requests(State(state): State<AppState>, request: Request, ne
         .map(|ErrorMarker(error)| error.code.as_str().to_owned());
     state
         .recorder
-        .record(RequestRecord {
-            request_id,
-            at,
-            actor,
-            route,
-            model: None,
-            model_sha256: None,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            latency_ms: started.elapsed().as_millis() as i64,
-            status: i64::from(response.status().as_u16()),
-            error_code,
-        })
+        .record(
+            &caller,
+            RequestRecord {
+                latency_ms: started.elapsed().as_millis() as i64,
+                status: i64::from(response.status().as_u16()),
+                error_code,
+                ..caller.new_record(&request_id, at, &route)
+            },
+        )
         .await;
     response
 }

@@ -4,7 +4,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
-use civitas_config::{Config, Secret};
+use civitas_config::Config;
 use civitas_inference::embed::Embedder;
 use civitas_inference::ChatEngine;
 use civitas_store::Store;
@@ -22,7 +22,6 @@ pub struct AppState {
     pub providers: Arc<Vec<Arc<crate::providers::RemoteProvider>>>,
     /// Embeddings computed at once (each uses one core).
     pub embedding_permits: Arc<tokio::sync::Semaphore>,
-    pub bootstrap_key: Option<Arc<Secret>>,
     pub metrics: Arc<Metrics>,
     pub recorder: RequestRecorder,
     pub shutting_down: Arc<AtomicBool>,

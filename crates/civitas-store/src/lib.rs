@@ -13,7 +13,11 @@ use serde::Serialize;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod identity;
+mod sql_identity;
 mod sql_impl;
+
+pub use identity::*;
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,9 @@ pub enum StoreError {
     /// A value does not satisfy a constraint.
     #[error("invalid value: {0}")]
     Invalid(String),
+    /// The value is already taken (a slug, an e-mail address, a name).
+    #[error("{0}")]
+    Conflict(String),
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -81,12 +88,17 @@ pub struct NewMessage {
 pub struct RequestRecord {
     pub request_id: String,
     pub at: DateTime<Utc>,
+    /// The person (or service account) who called.
     pub actor: String,
+    pub agency_id: Option<String>,
+    pub key_id: Option<String>,
     pub route: String,
     pub model: Option<String>,
     pub model_sha256: Option<String>,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// From the price table, in millionths of its currency unit.
+    pub cost_micros: i64,
     pub latency_ms: i64,
     pub status: i64,
     pub error_code: Option<String>,
@@ -94,7 +106,7 @@ pub struct RequestRecord {
 
 /// The storage of one installation.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: IdentityStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -132,9 +144,26 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
+/// The current time at the precision both databases keep (microseconds),
+/// so that what is written reads back equal.
+pub fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 /// A new identifier: UUIDv7, so ids sort by creation time.
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
+}
+
+/// A list of names as stored in one column (JSON array text).
+pub fn encode_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// The inverse of [`encode_list`]; an unreadable value reads as empty.
+pub fn decode_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 /// Refuses content a database would mangle (NUL bytes in PostgreSQL text).

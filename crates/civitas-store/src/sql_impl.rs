@@ -15,6 +15,8 @@ fn sql_unavailable(error: sqlx::Error) -> $crate::StoreError {
     $crate::StoreError::Unavailable(error.to_string())
 }
 
+$crate::impl_sql_identity_store!($store, $db, $row);
+
 fn sql_conversation_from_row(row: &$row) -> Result<$crate::Conversation, sqlx::Error> {
     Ok($crate::Conversation {
         id: sqlx::Row::try_get(row, "id")?,
@@ -42,11 +44,14 @@ fn sql_request_record_from_row(row: &$row) -> Result<$crate::RequestRecord, sqlx
         request_id: sqlx::Row::try_get(row, "request_id")?,
         at: sqlx::Row::try_get(row, "at")?,
         actor: sqlx::Row::try_get(row, "actor")?,
+        agency_id: sqlx::Row::try_get(row, "agency_id")?,
+        key_id: sqlx::Row::try_get(row, "key_id")?,
         route: sqlx::Row::try_get(row, "route")?,
         model: sqlx::Row::try_get(row, "model")?,
         model_sha256: sqlx::Row::try_get(row, "model_sha256")?,
         prompt_tokens: sqlx::Row::try_get(row, "prompt_tokens")?,
         completion_tokens: sqlx::Row::try_get(row, "completion_tokens")?,
+        cost_micros: sqlx::Row::try_get(row, "cost_micros")?,
         latency_ms: sqlx::Row::try_get(row, "latency_ms")?,
         status: sqlx::Row::try_get(row, "status")?,
         error_code: sqlx::Row::try_get(row, "error_code")?,
@@ -70,7 +75,7 @@ impl $store {
                 role: message.role,
                 content: message.content,
                 metadata: message.metadata,
-                created_at: chrono::Utc::now(),
+                created_at: $crate::now(),
             };
             sqlx::query(
                 "INSERT INTO messages (id, conversation_id, seq, role, content, metadata, created_at)
@@ -119,7 +124,7 @@ impl $crate::Store for $store {
             owner: conversation.owner,
             title: conversation.title,
             model: conversation.model,
-            created_at: chrono::Utc::now(),
+            created_at: $crate::now(),
         };
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query(
@@ -212,8 +217,9 @@ impl $crate::Store for $store {
     async fn record_request(&self, record: &$crate::RequestRecord) -> $crate::StoreResult<()> {
         sqlx::query(
             "INSERT INTO request_records (request_id, at, actor, route, model, model_sha256,
-                 prompt_tokens, completion_tokens, latency_ms, status, error_code)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 prompt_tokens, completion_tokens, latency_ms, status, error_code,
+                 agency_id, key_id, cost_micros)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&record.request_id)
         .bind(record.at)
@@ -226,6 +232,9 @@ impl $crate::Store for $store {
         .bind(record.latency_ms)
         .bind(record.status)
         .bind(&record.error_code)
+        .bind(&record.agency_id)
+        .bind(&record.key_id)
+        .bind(record.cost_micros)
         .execute(&self.pool)
         .await
         .map_err(sql_unavailable)?;
@@ -235,7 +244,7 @@ impl $crate::Store for $store {
     async fn list_request_records(&self, limit: u32) -> $crate::StoreResult<Vec<$crate::RequestRecord>> {
         let rows = sqlx::query(
             "SELECT request_id, at, actor, route, model, model_sha256, prompt_tokens,
-                    completion_tokens, latency_ms, status, error_code
+                    completion_tokens, latency_ms, status, error_code, agency_id, key_id, cost_micros
              FROM request_records ORDER BY at DESC, request_id DESC LIMIT $1",
         )
         .bind(i64::from(limit))

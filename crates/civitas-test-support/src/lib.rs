@@ -42,6 +42,8 @@ pub struct AppOptions {
     /// Load `model` locally; `false` serves only `providers`.
     pub local_model: bool,
     pub providers: Vec<civitas_config::ProviderConfig>,
+    /// Last changes to the configuration (limits of sign-in, prices...).
+    pub tweak: fn(&mut Config),
 }
 
 impl Default for AppOptions {
@@ -56,8 +58,19 @@ impl Default for AppOptions {
             embeddings: true,
             local_model: true,
             providers: Vec::new(),
+            tweak: |_| {},
         }
     }
+}
+
+/// A person created by [`TestApp::new_person`], with a personal key.
+#[derive(Debug, Clone)]
+pub struct TestPerson {
+    pub id: String,
+    pub agency_id: String,
+    pub email: String,
+    pub key: String,
+    pub key_id: String,
 }
 
 /// A running server and what a test needs to talk to it.
@@ -114,6 +127,9 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
     config.models.max_output_tokens = 512;
     config.server.max_body_bytes = options.max_body_bytes;
     config.server.shutdown_grace_seconds = 2;
+    // Tests talk plain HTTP to 127.0.0.1 through reqwest, not a browser.
+    config.auth.secure_cookies = false;
+    (options.tweak)(&mut config);
     let store: Arc<dyn Store> = if options.postgres {
         let admin = std::env::var("CIVITAS_TEST_DATABASE_URL").expect("CIVITAS_TEST_DATABASE_URL");
         let url = civitas_store_postgres::testing::create_fresh_database(&admin)
@@ -227,6 +243,104 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A request with `key` as bearer and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Option<&serde_json::Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.request(method, self.url(path)).bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// An administration call with the test (platform-admin) key that must
+    /// succeed; returns its JSON answer.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
+        let response = self.call(method.clone(), path, TEST_KEY, body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{method} {path}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// A new agency; returns its id.
+    pub async fn new_agency(&self, slug: &str) -> String {
+        let body = serde_json::json!({"slug": slug, "name": format!("Agency {slug}")});
+        let agency = self
+            .admin(reqwest::Method::POST, "/api/admin/agencies", Some(&body))
+            .await;
+        agency["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A new group of `agency_id` allowed `models`; returns its id.
+    pub async fn new_group(&self, agency_id: &str, name: &str, models: &[&str]) -> String {
+        let path = format!("/api/admin/agencies/{agency_id}/groups");
+        let group = self
+            .admin(
+                reqwest::Method::POST,
+                &path,
+                Some(&serde_json::json!({"name": name})),
+            )
+            .await;
+        let id = group["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/admin/agencies/{agency_id}/groups/{id}/models");
+        self.admin(
+            reqwest::Method::PUT,
+            &path,
+            Some(&serde_json::json!({"models": models})),
+        )
+        .await;
+        id
+    }
+
+    /// A new person of `agency_id` with `roles` and `groups` (and
+    /// `password`, if given) and a personal key.
+    pub async fn new_person(
+        &self,
+        agency_id: &str,
+        email: &str,
+        roles: &[&str],
+        groups: &[&str],
+        password: Option<&str>,
+    ) -> TestPerson {
+        let path = format!("/api/admin/agencies/{agency_id}/people");
+        let body = serde_json::json!({
+            "email": email,
+            "display_name": format!("Test {email}"),
+            "roles": roles,
+            "group_ids": groups,
+            "password": password,
+        });
+        let person = self.admin(reqwest::Method::POST, &path, Some(&body)).await;
+        let id = person["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/admin/agencies/{agency_id}/keys");
+        let body = serde_json::json!({"person_id": id, "name": "test"});
+        let created = self.admin(reqwest::Method::POST, &path, Some(&body)).await;
+        TestPerson {
+            id,
+            agency_id: agency_id.to_owned(),
+            email: email.to_owned(),
+            key: created["secret"].as_str().unwrap().to_owned(),
+            key_id: created["key"]["id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// The id of the default agency (where the test key lives).
+    pub async fn default_agency(&self) -> String {
+        let me = self.admin(reqwest::Method::GET, "/v1/me", None).await;
+        me["agency"]["id"].as_str().unwrap().to_owned()
     }
 
     /// The request record of `request_id`, waiting up to 5 s for the

@@ -7,129 +7,117 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// A stable error code with its OpenAI error `type` and HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
-    /// The JSON body could not be parsed or a field has the wrong type.
-    InvalidRequestBody,
-    /// A field is present and well typed but its value is not allowed.
-    InvalidParameter,
-    /// The request has no body or the wrong content type.
-    UnsupportedMediaType,
-    /// The body is larger than `server.max_body_bytes`.
-    PayloadTooLarge,
-    /// No `Authorization: Bearer` header was sent.
-    MissingApiKey,
-    /// The bearer token is not a valid key.
-    InvalidApiKey,
-    /// The requested model is not served by this installation.
-    ModelNotFound,
-    /// The route does not exist.
-    RouteNotFound,
-    /// The addressed record does not exist (or belongs to someone else).
-    NotFound,
-    /// The method is not allowed on this route.
-    MethodNotAllowed,
-    /// The prompt does not fit the model's context window.
-    ContextLengthExceeded,
-    /// The inference queue is full; retry after the `Retry-After` delay.
-    QueueFull,
-    /// The model is still loading or failed to load.
-    ModelUnavailable,
-    /// The server is shutting down.
-    ShuttingDown,
-    /// The database could not complete the request.
-    StorageUnavailable,
-    /// A remote provider could not be reached or answered with an error.
-    UpstreamError,
-    /// Something unexpected happened; the request id locates it in the logs.
-    InternalError,
+/// Declares the codes once: variant, code string, OpenAI error type, HTTP
+/// status and meaning.
+macro_rules! error_codes {
+    ($($(#[doc = $doc:literal])* $variant:ident => ($code:literal, $kind:literal, $status:literal),)*) => {
+        /// A stable error code with its OpenAI error `type` and HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// Every code, for the generated documentation and tests.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The stable machine-readable code sent as `error.code`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+
+            /// OpenAI's `error.type` for this code.
+            pub fn error_type(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $kind,)*
+                }
+            }
+
+            /// The HTTP status this code is answered with.
+            pub fn http_status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)*
+                }
+            }
+        }
+    };
 }
 
-impl ErrorCode {
-    /// Every code, for the generated documentation and tests.
-    pub const ALL: [ErrorCode; 17] = [
-        ErrorCode::InvalidRequestBody,
-        ErrorCode::InvalidParameter,
-        ErrorCode::UnsupportedMediaType,
-        ErrorCode::PayloadTooLarge,
-        ErrorCode::MissingApiKey,
-        ErrorCode::InvalidApiKey,
-        ErrorCode::ModelNotFound,
-        ErrorCode::RouteNotFound,
-        ErrorCode::NotFound,
-        ErrorCode::MethodNotAllowed,
-        ErrorCode::ContextLengthExceeded,
-        ErrorCode::QueueFull,
-        ErrorCode::ModelUnavailable,
-        ErrorCode::ShuttingDown,
-        ErrorCode::StorageUnavailable,
-        ErrorCode::UpstreamError,
-        ErrorCode::InternalError,
-    ];
-
-    /// The stable machine-readable code sent as `error.code`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequestBody => "invalid_request_body",
-            ErrorCode::InvalidParameter => "invalid_parameter",
-            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
-            ErrorCode::PayloadTooLarge => "payload_too_large",
-            ErrorCode::MissingApiKey => "missing_api_key",
-            ErrorCode::InvalidApiKey => "invalid_api_key",
-            ErrorCode::ModelNotFound => "model_not_found",
-            ErrorCode::RouteNotFound => "route_not_found",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::ContextLengthExceeded => "context_length_exceeded",
-            ErrorCode::QueueFull => "queue_full",
-            ErrorCode::ModelUnavailable => "model_unavailable",
-            ErrorCode::ShuttingDown => "shutting_down",
-            ErrorCode::StorageUnavailable => "storage_unavailable",
-            ErrorCode::UpstreamError => "upstream_error",
-            ErrorCode::InternalError => "internal_error",
-        }
-    }
-
-    /// OpenAI's `error.type` for this code.
-    pub fn error_type(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequestBody
-            | ErrorCode::InvalidParameter
-            | ErrorCode::UnsupportedMediaType
-            | ErrorCode::PayloadTooLarge
-            | ErrorCode::ModelNotFound
-            | ErrorCode::RouteNotFound
-            | ErrorCode::NotFound
-            | ErrorCode::MethodNotAllowed
-            | ErrorCode::ContextLengthExceeded => "invalid_request_error",
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => "authentication_error",
-            ErrorCode::QueueFull => "rate_limit_error",
-            ErrorCode::ModelUnavailable
-            | ErrorCode::ShuttingDown
-            | ErrorCode::StorageUnavailable
-            | ErrorCode::UpstreamError
-            | ErrorCode::InternalError => "server_error",
-        }
-    }
-
-    /// The HTTP status this code is answered with.
-    pub fn http_status(self) -> u16 {
-        match self {
-            ErrorCode::InvalidRequestBody
-            | ErrorCode::InvalidParameter
-            | ErrorCode::ContextLengthExceeded => 400,
-            ErrorCode::MissingApiKey | ErrorCode::InvalidApiKey => 401,
-            ErrorCode::ModelNotFound | ErrorCode::RouteNotFound | ErrorCode::NotFound => 404,
-            ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::UnsupportedMediaType => 415,
-            ErrorCode::QueueFull => 429,
-            ErrorCode::InternalError => 500,
-            ErrorCode::UpstreamError => 502,
-            ErrorCode::ModelUnavailable | ErrorCode::ShuttingDown | ErrorCode::StorageUnavailable => 503,
-        }
-    }
+error_codes! {
+    /// The JSON body could not be parsed or a field has the wrong type.
+    InvalidRequestBody => ("invalid_request_body", "invalid_request_error", 400),
+    /// A field is present and well typed but its value is not allowed.
+    InvalidParameter => ("invalid_parameter", "invalid_request_error", 400),
+    /// The request has no body or the wrong content type.
+    UnsupportedMediaType => ("unsupported_media_type", "invalid_request_error", 415),
+    /// The body is larger than `server.max_body_bytes`.
+    PayloadTooLarge => ("payload_too_large", "invalid_request_error", 413),
+    /// No `Authorization: Bearer` header (nor session cookie) was sent.
+    MissingApiKey => ("missing_api_key", "authentication_error", 401),
+    /// The bearer token is not a valid key.
+    InvalidApiKey => ("invalid_api_key", "authentication_error", 401),
+    /// The key was revoked.
+    ApiKeyRevoked => ("api_key_revoked", "authentication_error", 401),
+    /// The key is past its expiry.
+    ApiKeyExpired => ("api_key_expired", "authentication_error", 401),
+    /// The key may not be used from the client's address.
+    AddressNotAllowed => ("address_not_allowed", "permission_error", 403),
+    /// The session cookie is unknown, expired, idle too long or signed out.
+    SessionExpired => ("session_expired", "authentication_error", 401),
+    /// A state-changing request made with a session lacks the CSRF token.
+    CsrfTokenInvalid => ("csrf_token_invalid", "permission_error", 403),
+    /// The e-mail address and password do not match an account.
+    InvalidCredentials => ("invalid_credentials", "authentication_error", 401),
+    /// The account needs its second factor (`totp_code`).
+    SecondFactorRequired => ("second_factor_required", "authentication_error", 401),
+    /// Too many failed sign-ins; retry after `Retry-After`.
+    AccountLocked => ("account_locked", "rate_limit_error", 429),
+    /// The account was disabled by an administrator.
+    AccountDisabled => ("account_disabled", "permission_error", 403),
+    /// The account awaits an administrator's approval.
+    AccountPending => ("account_pending", "permission_error", 403),
+    /// The caller lacks the role this action needs.
+    PermissionDenied => ("permission_denied", "permission_error", 403),
+    /// The model exists but the caller's groups (or key) may not use it.
+    ModelNotAllowed => ("model_not_allowed", "permission_error", 403),
+    /// The requested model is not served by this installation.
+    ModelNotFound => ("model_not_found", "invalid_request_error", 404),
+    /// The route does not exist.
+    RouteNotFound => ("route_not_found", "invalid_request_error", 404),
+    /// The addressed record does not exist (or belongs to someone else).
+    NotFound => ("not_found", "invalid_request_error", 404),
+    /// The method is not allowed on this route.
+    MethodNotAllowed => ("method_not_allowed", "invalid_request_error", 405),
+    /// The value is already taken (a slug, an e-mail address, a name).
+    Conflict => ("conflict", "invalid_request_error", 409),
+    /// A referenced record (group, person, parent agency) does not resolve.
+    UnresolvedReference => ("unresolved_reference", "invalid_request_error", 422),
+    /// The password does not satisfy the policy.
+    WeakPassword => ("weak_password", "invalid_request_error", 422),
+    /// The prompt does not fit the model's context window.
+    ContextLengthExceeded => ("context_length_exceeded", "invalid_request_error", 400),
+    /// Over the requests-per-minute limit of a scope; see `Retry-After`.
+    RequestsPerMinuteExceeded => ("requests_per_minute_exceeded", "rate_limit_error", 429),
+    /// Over the tokens-per-minute limit of a scope; see `Retry-After`.
+    TokensPerMinuteExceeded => ("tokens_per_minute_exceeded", "rate_limit_error", 429),
+    /// Over the tokens-per-day limit of a scope; see `Retry-After`.
+    TokensPerDayExceeded => ("tokens_per_day_exceeded", "rate_limit_error", 429),
+    /// The monthly cost budget of a scope is spent.
+    BudgetExceeded => ("budget_exceeded", "insufficient_quota", 402),
+    /// The inference queue is full; retry after the `Retry-After` delay.
+    QueueFull => ("queue_full", "rate_limit_error", 429),
+    /// The model is still loading or failed to load.
+    ModelUnavailable => ("model_unavailable", "server_error", 503),
+    /// The server is shutting down.
+    ShuttingDown => ("shutting_down", "server_error", 503),
+    /// The database could not complete the request.
+    StorageUnavailable => ("storage_unavailable", "server_error", 503),
+    /// A remote provider could not be reached or answered with an error.
+    UpstreamError => ("upstream_error", "server_error", 502),
+    /// Something unexpected happened; the request id locates it in the logs.
+    InternalError => ("internal_error", "server_error", 500),
 }
 
 /// `{"error": {...}}`, OpenAI's error envelope.
@@ -176,7 +164,7 @@ mod tests {
     #[test]
     fn codes_are_unique_and_statuses_are_errors() {
         let mut seen = HashSet::new();
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate code {}", code.as_str());
             assert!((400..600).contains(&code.http_status()));
         }

@@ -48,6 +48,12 @@ pub enum Command {
     Config(ConfigCommand),
     /// Create the database if needed and apply pending migrations.
     Migrate,
+    /// Create administrators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated
     /// from the code; the committed copy is docs/openapi.json.
     Openapi,
@@ -83,4 +89,63 @@ pub enum ConfigCommand {
     /// Load and validate the configuration, then print it (secrets are
     /// locations, so nothing secret is printed).
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a platform administrator with a local password (asked for on
+    /// the terminal, or read from standard input with --password-stdin).
+    /// There is never a default password.
+    Create {
+        /// E-mail address used to sign in.
+        #[arg(long)]
+        email: String,
+        /// Name shown in the workspace (default: the e-mail address).
+        #[arg(long)]
+        name: Option<String>,
+        /// Slug of the agency the administrator belongs to (created if it
+        /// is the default agency).
+        #[arg(long, default_value = "default")]
+        agency: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key for a person or service account; the secret is printed
+    /// once and never stored.
+    Create {
+        /// Owner's e-mail address.
+        #[arg(long)]
+        email: String,
+        /// A label to recognise the key.
+        #[arg(long)]
+        name: String,
+        /// personal, service or short_lived.
+        #[arg(long, default_value = "personal")]
+        kind: String,
+        /// Models the key may use, comma-separated (default: all of its owner's).
+        #[arg(long, value_delimiter = ',')]
+        models: Option<Vec<String>>,
+        /// Client address ranges allowed, comma-separated CIDR (default: any).
+        #[arg(long, value_delimiter = ',')]
+        ip_ranges: Option<Vec<String>>,
+        /// Expire after this many hours.
+        #[arg(long)]
+        expires_in_hours: Option<u32>,
+    },
+    /// List the keys of an agency (never their secrets).
+    List {
+        /// Agency slug.
+        #[arg(long, default_value = "default")]
+        agency: String,
+    },
+    /// Revoke a key by id; refused from the next request on.
+    Revoke {
+        /// The key's id (key_...).
+        id: String,
+    },
 }

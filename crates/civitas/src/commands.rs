@@ -33,6 +33,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Openapi => Ok(()),
+        Command::Admin(command) => {
+            let store = open_store(&config).await?;
+            let result = crate::identity::admin(store.as_ref(), command).await;
+            store.close().await;
+            result
+        }
+        Command::Keys(command) => {
+            let store = open_store(&config).await?;
+            let result = crate::identity::keys(store.as_ref(), command).await;
+            store.close().await;
+            result
+        }
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod identity;
 
 use std::process::ExitCode;
 

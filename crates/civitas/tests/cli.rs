@@ -150,3 +150,101 @@ fn help_explains_every_command() {
         assert!(text.len() > 200, "{args:?}: {text}");
     }
 }
+
+fn run_with_stdin(command: &mut Command, input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn admin_create_refuses_weak_passwords_and_keys_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let weak = run_with_stdin(
+        civitas(dir.path()).args([
+            "admin",
+            "create",
+            "--email",
+            "chief@example.gov",
+            "--password-stdin",
+        ]),
+        "password123456\n",
+    );
+    assert!(!weak.status.success());
+    assert!(stderr(&weak).contains("too common"), "{}", stderr(&weak));
+    let created = run_with_stdin(
+        civitas(dir.path()).args([
+            "admin",
+            "create",
+            "--email",
+            "Chief@Example.gov",
+            "--password-stdin",
+        ]),
+        "Vélo-rouge-sous-la-pluie\n",
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(String::from_utf8_lossy(&created.stdout).contains("chief@example.gov"));
+    let again = run_with_stdin(
+        civitas(dir.path()).args([
+            "admin",
+            "create",
+            "--email",
+            "chief@example.gov",
+            "--password-stdin",
+        ]),
+        "Vélo-rouge-sous-la-pluie\n",
+    );
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already"), "{}", stderr(&again));
+
+    let key = civitas(dir.path())
+        .args([
+            "keys",
+            "create",
+            "--email",
+            "chief@example.gov",
+            "--name",
+            "laptop",
+            "--expires-in-hours",
+            "24",
+        ])
+        .output()
+        .unwrap();
+    assert!(key.status.success(), "{}", stderr(&key));
+    let secret = String::from_utf8_lossy(&key.stdout).trim().to_owned();
+    assert!(secret.starts_with("civ_") && secret.len() == 47, "{secret}");
+    let listed = civitas(dir.path()).args(["keys", "list"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.contains("laptop") && listed.contains("active"), "{listed}");
+    assert!(!listed.contains(&secret), "a listed key shows its secret");
+    let id = listed
+        .lines()
+        .find(|line| line.contains("laptop"))
+        .and_then(|line| line.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let revoked = civitas(dir.path())
+        .args(["keys", "revoke", &id])
+        .output()
+        .unwrap();
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let listed = civitas(dir.path()).args(["keys", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("revoked"));
+    let missing = civitas(dir.path())
+        .args(["keys", "revoke", "key_nope"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    let nobody = civitas(dir.path())
+        .args(["keys", "create", "--email", "nobody@example.gov", "--name", "x"])
+        .output()
+        .unwrap();
+    assert!(stderr(&nobody).contains("nobody has"), "{}", stderr(&nobody));
+}

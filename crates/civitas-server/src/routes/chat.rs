@@ -27,11 +27,12 @@ use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::{Caller, RequestId, RequestStart};
 use crate::recorder::HandlerRecords;
-use crate::routes::models::model_not_found;
+use crate::routes::models::{check_allowed, model_not_found};
 use crate::state::AppState;
 
 const ROUTE: &str = "/v1/chat/completions";
@@ -624,19 +625,19 @@ async fn persist(
     };
     state
         .recorder
-        .record(RequestRecord {
-            request_id: request_id.to_owned(),
-            at: started_at,
-            actor: caller.actor.clone(),
-            route: ROUTE.to_owned(),
-            model: Some(engine.info().name.clone()),
-            model_sha256: Some(engine.info().weights_sha256.clone()),
-            prompt_tokens: i64::from(outcome.prompt_tokens),
-            completion_tokens: i64::from(outcome.completion_tokens),
-            latency_ms: started.elapsed().as_millis() as i64,
-            status,
-            error_code,
-        })
+        .record(
+            caller,
+            RequestRecord {
+                model: Some(engine.info().name.clone()),
+                model_sha256: Some(engine.info().weights_sha256.clone()),
+                prompt_tokens: i64::from(outcome.prompt_tokens),
+                completion_tokens: i64::from(outcome.completion_tokens),
+                latency_ms: started.elapsed().as_millis() as i64,
+                status,
+                error_code,
+                ..caller.new_record(request_id, started_at, ROUTE)
+            },
+        )
         .await;
     conversation_id
 }
@@ -693,13 +694,16 @@ fn engine_error(error: EngineError) -> ApiError {
     responses(
         (status = 200, description = "The completion, or a `text/event-stream` of `ChatCompletionChunk` ending with `data: [DONE]`", body = ChatCompletion),
         (status = 400, description = "invalid_request_body, invalid_parameter or context_length_exceeded", body = civitas_types::ErrorBody),
+        (status = 402, description = "budget_exceeded: a monthly cost budget is spent", body = civitas_types::ErrorBody),
+        (status = 403, description = "model_not_allowed", body = civitas_types::ErrorBody),
         (status = 404, description = "model_not_found", body = civitas_types::ErrorBody),
         (status = 413, description = "payload_too_large", body = civitas_types::ErrorBody),
-        (status = 429, description = "queue_full; see Retry-After", body = civitas_types::ErrorBody),
+        (status = 429, description = "queue_full or a limit (requests_per_minute_exceeded, tokens_per_minute_exceeded, tokens_per_day_exceeded); see Retry-After", body = civitas_types::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn completions(
     State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
     Extension(caller): Extension<Caller>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     arrived: Option<Extension<RequestStart>>,
@@ -711,6 +715,18 @@ pub async fn completions(
         .map(|Extension(RequestStart(at))| at)
         .unwrap_or_else(Instant::now);
     let started_at = chrono::Utc::now();
+    let served = state
+        .chat
+        .iter()
+        .any(|engine| engine.info().name == request.model)
+        || state
+            .providers
+            .iter()
+            .any(|provider| provider.serves(&request.model));
+    if !served {
+        return Err(model_not_found(&request.model));
+    }
+    check_allowed(&principal, &request.model)?;
     let local = state
         .chat
         .clone()

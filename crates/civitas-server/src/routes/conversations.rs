@@ -38,14 +38,6 @@ pub struct MessageList {
     data: Vec<Message>,
 }
 
-fn storage_error(error: civitas_store::StoreError) -> ApiError {
-    tracing::error!(%error, "storage error");
-    ApiError::new(
-        ErrorCode::StorageUnavailable,
-        "the database could not answer; try again",
-    )
-}
-
 #[utoipa::path(get, path = "/v1/conversations", operation_id = "listConversations", tag = "conversations",
     summary = "List the caller's conversations, newest first",
     params(("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
@@ -64,7 +56,7 @@ pub async fn list(
         .store
         .list_conversations(&caller.actor, limit)
         .await
-        .map_err(storage_error)?;
+        .map_err(ApiError::storage)?;
     Ok(Json(ListResponse { object: "list", data }))
 }
 
@@ -83,12 +75,12 @@ pub async fn messages(
         .store
         .get_conversation(&id)
         .await
-        .map_err(storage_error)?
+        .map_err(ApiError::storage)?
         .ok_or_else(not_found)?;
     // Another owner's conversation answers exactly like a missing one.
     if conversation.owner != caller.actor {
         return Err(not_found());
     }
-    let data = state.store.list_messages(&id).await.map_err(storage_error)?;
+    let data = state.store.list_messages(&id).await.map_err(ApiError::storage)?;
     Ok(Json(ListResponse { object: "list", data }))
 }

@@ -14,11 +14,12 @@ use civitas_types::openai::{
 };
 use civitas_types::ErrorCode;
 
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::{Caller, RequestId};
 use crate::recorder::HandlerRecords;
-use crate::routes::models::model_not_found;
+use crate::routes::models::{check_allowed, model_not_found};
 use crate::state::AppState;
 
 /// Most inputs in one request.
@@ -30,11 +31,15 @@ const MAX_INPUTS: usize = 2048;
     responses(
         (status = 200, body = EmbeddingResponse),
         (status = 400, description = "invalid_request_body, invalid_parameter or context_length_exceeded", body = civitas_types::ErrorBody),
+        (status = 402, description = "budget_exceeded", body = civitas_types::ErrorBody),
+        (status = 403, description = "model_not_allowed", body = civitas_types::ErrorBody),
         (status = 404, description = "model_not_found", body = civitas_types::ErrorBody),
+        (status = 429, description = "a limit is reached; see Retry-After", body = civitas_types::ErrorBody),
         (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
     Extension(caller): Extension<Caller>,
     Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(request): ApiJson<EmbeddingRequest>,
@@ -46,6 +51,7 @@ pub async fn create(
         .clone()
         .filter(|embedder| embedder.name() == request.model)
         .ok_or_else(|| model_not_found(&request.model))?;
+    check_allowed(&principal, &request.model)?;
     let inputs = match request.input {
         EmbeddingInput::One(text) => vec![text],
         EmbeddingInput::Many(texts) => texts,
@@ -118,19 +124,19 @@ pub async fn create(
         .collect();
     state
         .recorder
-        .record(RequestRecord {
-            request_id,
-            at,
-            actor: caller.actor,
-            route: "/v1/embeddings".to_owned(),
-            model: Some(embedder.name().to_owned()),
-            model_sha256: Some(embedder.weights_sha256().to_owned()),
-            prompt_tokens: tokens as i64,
-            completion_tokens: 0,
-            latency_ms: started.elapsed().as_millis() as i64,
-            status: 200,
-            error_code: None,
-        })
+        .record(
+            &caller,
+            RequestRecord {
+                model: Some(embedder.name().to_owned()),
+                model_sha256: Some(embedder.weights_sha256().to_owned()),
+                prompt_tokens: tokens as i64,
+                completion_tokens: 0,
+                latency_ms: started.elapsed().as_millis() as i64,
+                status: 200,
+                error_code: None,
+                ..caller.new_record(&request_id, at, "/v1/embeddings")
+            },
+        )
         .await;
     let mut response = Json(EmbeddingResponse {
         object: "list".to_owned(),

@@ -10,6 +10,7 @@ use axum::Json;
 use civitas_types::ErrorCode;
 use serde_json::json;
 
+use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -51,16 +52,23 @@ pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, 
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    summary = "Prometheus metrics (OpenMetrics text)",
-    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"), (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    summary = "Prometheus metrics (OpenMetrics text); platform administrators (e.g. a scraper's service account)",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text"),
+        (status = 403, description = "permission_denied", body = civitas_types::ErrorBody),
+        (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<impl IntoResponse, ApiError> {
+    civitas_identity::policy::authorize_platform(&principal)
+        .map_err(|_| crate::auth::forbidden(&[civitas_identity::Role::PlatformAdmin]))?;
     let body = state.metrics.render(state.chat.as_deref());
-    (
+    Ok((
         [(
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         body,
-    )
+    ))
 }

@@ -1,8 +1,12 @@
 //! Route handlers, one module per resource.
 
+pub mod admin;
 pub mod chat;
 pub mod conversations;
 pub mod embeddings;
 pub mod health;
+pub mod keys;
+pub mod me;
 pub mod models;
 pub mod remote;
+pub mod session;

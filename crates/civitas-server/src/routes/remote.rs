@@ -35,19 +35,23 @@ async fn record(
 ) {
     state
         .recorder
-        .record(RequestRecord {
-            request_id: forwarded.request_id.clone(),
-            at: forwarded.started_at,
-            actor: forwarded.caller.actor.clone(),
-            route: "/v1/chat/completions".to_owned(),
-            model: Some(model.to_owned()),
-            model_sha256: None,
-            prompt_tokens: usage.0,
-            completion_tokens: usage.1,
-            latency_ms: forwarded.started.elapsed().as_millis() as i64,
-            status,
-            error_code: error.map(|code| code.as_str().to_owned()),
-        })
+        .record(
+            &forwarded.caller,
+            RequestRecord {
+                model: Some(model.to_owned()),
+                model_sha256: None,
+                prompt_tokens: usage.0,
+                completion_tokens: usage.1,
+                latency_ms: forwarded.started.elapsed().as_millis() as i64,
+                status,
+                error_code: error.map(|code| code.as_str().to_owned()),
+                ..forwarded.caller.new_record(
+                    &forwarded.request_id,
+                    forwarded.started_at,
+                    "/v1/chat/completions",
+                )
+            },
+        )
         .await;
 }
 

@@ -7,7 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::{NewConversation, NewMessage, RequestRecord, Store, StoreError};
+
+mod identity;
 use chrono::{Duration, Utc};
+pub use identity::*;
 
 fn message(role: &str, content: &str) -> NewMessage {
     NewMessage {
@@ -148,6 +151,9 @@ pub async fn request_records_round_trip(store: &dyn Store) {
                 prompt_tokens: 12,
                 completion_tokens: 30,
                 latency_ms: 250,
+                agency_id: Some("agency-1".to_owned()),
+                key_id: Some("key-1".to_owned()),
+                cost_micros: 42,
                 status,
                 error_code: (status != 200).then(|| "queue_full".to_owned()),
             })
@@ -163,6 +169,8 @@ pub async fn request_records_round_trip(store: &dyn Store) {
     assert_eq!(ours[0].request_id, "req-500");
     assert_eq!(ours[0].error_code.as_deref(), Some("queue_full"));
     assert_eq!(ours[2].prompt_tokens, 12);
+    assert_eq!(ours[2].agency_id.as_deref(), Some("agency-1"));
+    assert_eq!(ours[2].cost_micros, 42);
     assert_eq!(ours[2].model_sha256.as_deref(), Some("ab".repeat(32).as_str()));
 }
 
@@ -182,7 +190,16 @@ macro_rules! conformance_tests {
             failed_create_leaves_nothing,
             conversations_listed_newest_first_per_owner,
             request_records_round_trip,
-            ping_works
+            ping_works,
+            agencies_nest_and_slugs_are_unique,
+            groups_people_roles_and_models,
+            resources_are_reached_only_through_their_agency,
+            api_keys_are_found_by_hash_and_revoked,
+            sessions_are_revoked_one_or_all,
+            login_failures_count_and_reset,
+            concurrent_admissions_respect_the_limit_exactly,
+            admission_is_all_or_nothing_across_scopes,
+            charges_and_usage_summary
         );
     };
     (@case $make:expr, $($name:ident),*) => {

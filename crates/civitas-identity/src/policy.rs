@@ -1,0 +1,181 @@
+//! The one place where authorization is decided.
+//!
+//! A role held in an agency applies there and in every agency below it.
+//! `platform-admin` applies everywhere. A caller who can see an agency
+//! (it is their own, or they hold a role in it or above it) but lacks the
+//! role gets [`Denied::Forbidden`]; anyone else gets [`Denied::NotFound`],
+//! so that the existence of other agencies' records never leaks.
+
+use civitas_store::ApiKey;
+
+use crate::{Principal, Role};
+
+/// Why a request is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// Answered exactly like a record that does not exist.
+    NotFound,
+    /// The caller sees the agency but lacks the role.
+    Forbidden,
+}
+
+use Role::{AgencyAdmin, Auditor, FinanceManager, KeyAdmin, ModelManager};
+
+/// Read an agency's settings, groups and people (never content).
+pub const AGENCY_READERS: &[Role] = &[AgencyAdmin, ModelManager, FinanceManager, KeyAdmin, Auditor];
+/// Create and change people, groups, memberships and roles.
+pub const PEOPLE_MANAGERS: &[Role] = &[AgencyAdmin];
+/// Decide which models groups may use.
+pub const MODEL_MANAGERS: &[Role] = &[AgencyAdmin, ModelManager];
+/// Set limits and budgets.
+pub const LIMIT_MANAGERS: &[Role] = &[AgencyAdmin, FinanceManager];
+/// Read limits, budgets and the agency's usage.
+pub const USAGE_READERS: &[Role] = &[AgencyAdmin, FinanceManager, Auditor];
+/// Create and revoke other people's keys.
+pub const KEY_MANAGERS: &[Role] = &[AgencyAdmin, KeyAdmin];
+/// List the agency's keys (never their secrets).
+pub const KEY_READERS: &[Role] = &[AgencyAdmin, KeyAdmin, Auditor];
+
+/// May `principal` act with one of `roles` on the agency whose chain
+/// (itself, then its ancestors, as `IdentityStore::agency_ancestors`
+/// returns) is `chain`?
+pub fn authorize_agency(principal: &Principal, chain: &[String], roles: &[Role]) -> Result<(), Denied> {
+    if principal.is_platform_admin() {
+        return Ok(());
+    }
+    let in_chain = |agency_id: &String| chain.contains(agency_id);
+    let holds = principal.grants.roles.iter().any(|grant| {
+        in_chain(&grant.agency_id) && Role::parse(&grant.role).is_some_and(|role| roles.contains(&role))
+    });
+    if holds {
+        return Ok(());
+    }
+    let sees = chain
+        .first()
+        .is_some_and(|target| target == principal.agency_id())
+        || principal
+            .grants
+            .roles
+            .iter()
+            .any(|grant| in_chain(&grant.agency_id));
+    Err(if sees { Denied::Forbidden } else { Denied::NotFound })
+}
+
+/// Only a platform administrator creates agencies and grants
+/// `platform-admin`.
+pub fn authorize_platform(principal: &Principal) -> Result<(), Denied> {
+    if principal.is_platform_admin() {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden)
+    }
+}
+
+/// Roles `principal` may grant: any but `platform-admin`, which only a
+/// platform administrator grants.
+pub fn may_grant(principal: &Principal, role: Role) -> bool {
+    role != Role::PlatformAdmin || principal.is_platform_admin()
+}
+
+/// A person may always revoke their own keys.
+pub fn owns_key(principal: &Principal, key: &ApiKey) -> bool {
+    key.person_id == principal.id()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Credential;
+    use civitas_store::{Grants, Person, RoleGrant};
+
+    fn principal(home: &str, roles: &[(&str, Role)]) -> Principal {
+        let person = Person {
+            id: "p".to_owned(),
+            agency_id: home.to_owned(),
+            email: "p@example.gov".to_owned(),
+            display_name: "P".to_owned(),
+            kind: "person".to_owned(),
+            status: "active".to_owned(),
+            external_id: None,
+            created_at: chrono::Utc::now(),
+        };
+        let grants = Grants {
+            roles: roles
+                .iter()
+                .map(|(agency, role)| RoleGrant {
+                    agency_id: (*agency).to_owned(),
+                    role: role.as_str().to_owned(),
+                })
+                .collect(),
+            groups: Vec::new(),
+        };
+        Principal::new(
+            person,
+            grants,
+            Credential::Session {
+                id_hash: String::new(),
+                csrf_token: String::new(),
+            },
+        )
+    }
+
+    fn chain(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    #[test]
+    fn roles_apply_down_the_hierarchy_and_nowhere_else() {
+        let ministry_admin = principal("ministry", &[("ministry", Role::AgencyAdmin)]);
+        assert_eq!(
+            authorize_agency(&ministry_admin, &chain(&["ministry"]), PEOPLE_MANAGERS),
+            Ok(())
+        );
+        assert_eq!(
+            authorize_agency(
+                &ministry_admin,
+                &chain(&["directorate", "ministry"]),
+                PEOPLE_MANAGERS
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            authorize_agency(&ministry_admin, &chain(&["elsewhere"]), PEOPLE_MANAGERS),
+            Err(Denied::NotFound)
+        );
+        let directorate_admin = principal("directorate", &[("directorate", Role::AgencyAdmin)]);
+        assert_eq!(
+            authorize_agency(&directorate_admin, &chain(&["ministry"]), PEOPLE_MANAGERS),
+            Err(Denied::NotFound)
+        );
+    }
+
+    #[test]
+    fn own_agency_without_the_role_is_forbidden_not_hidden() {
+        let member = principal("home", &[("home", Role::Member)]);
+        assert_eq!(
+            authorize_agency(&member, &chain(&["home"]), AGENCY_READERS),
+            Err(Denied::Forbidden)
+        );
+        assert_eq!(
+            authorize_agency(&member, &chain(&["other"]), AGENCY_READERS),
+            Err(Denied::NotFound)
+        );
+        let auditor = principal("home", &[("home", Role::Auditor)]);
+        assert_eq!(
+            authorize_agency(&auditor, &chain(&["home"]), USAGE_READERS),
+            Ok(())
+        );
+        assert_eq!(
+            authorize_agency(&auditor, &chain(&["home"]), LIMIT_MANAGERS),
+            Err(Denied::Forbidden)
+        );
+        assert!(!may_grant(&auditor, Role::PlatformAdmin));
+        assert_eq!(authorize_platform(&auditor), Err(Denied::Forbidden));
+        let platform = principal("home", &[("home", Role::PlatformAdmin)]);
+        assert_eq!(
+            authorize_agency(&platform, &chain(&["other"]), PEOPLE_MANAGERS),
+            Ok(())
+        );
+        assert!(may_grant(&platform, Role::PlatformAdmin));
+    }
+}

@@ -1,0 +1,340 @@
+//! Authentication and the extractors that carry authorization into each
+//! handler's signature.
+//!
+//! [`authenticate`] runs on every route outside [`crate::PUBLIC_ROUTES`]:
+//! it turns a bearer key or a session cookie into a [`Principal`] (looked
+//! up in the database on every request, so a revocation holds on the next
+//! request on every replica). Handlers then take [`Authenticated`] (any
+//! signed-in caller) or [`AgencyAccess<P>`] (a role in the agency of the
+//! path, decided by [`civitas_identity::policy`]).
+
+use std::marker::PhantomData;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, RawPathParams, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use civitas_identity::policy::{self, Denied};
+use civitas_identity::{secret, Credential, Principal, Role};
+use civitas_store::{Agency, Person};
+use civitas_types::ErrorCode;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "civitas_session";
+/// The header carrying the session's CSRF token on state-changing requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// `last_used_at` and `last_seen_at` are written at most this often.
+const TOUCH_EVERY_SECONDS: i64 = 60;
+
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn client_address(request: &Request) -> Option<IpAddr> {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip())
+}
+
+/// Refuses accounts that may not act.
+pub fn check_status(person: &Person) -> Result<(), ApiError> {
+    match person.status.as_str() {
+        "active" => Ok(()),
+        "pending" => Err(ApiError::new(
+            ErrorCode::AccountPending,
+            "this account awaits an administrator's approval",
+        )),
+        _ => Err(ApiError::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled; contact your agency's administrator",
+        )),
+    }
+}
+
+async fn principal_for(
+    state: &AppState,
+    person_id: &str,
+    credential: Credential,
+) -> Result<Principal, ApiError> {
+    let person = state
+        .store
+        .get_person(person_id)
+        .await
+        .map_err(ApiError::storage)?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidApiKey,
+                "the account of this credential no longer exists",
+            )
+        })?;
+    check_status(&person)?;
+    let grants = state.store.grants(person_id).await.map_err(ApiError::storage)?;
+    Ok(Principal::new(person, grants, credential))
+}
+
+async fn from_key(state: &AppState, token: &str, address: Option<IpAddr>) -> Result<Principal, ApiError> {
+    let key = state
+        .store
+        .find_api_key(&secret::hash(token))
+        .await
+        .map_err(ApiError::storage)?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"))?;
+    let now = Utc::now();
+    if key.revoked_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyRevoked,
+            "this API key was revoked",
+        ));
+    }
+    if key.expires_at.is_some_and(|at| at <= now) {
+        return Err(ApiError::new(
+            ErrorCode::ApiKeyExpired,
+            "this API key has expired; create a new one",
+        ));
+    }
+    if let Some(ranges) = &key.ip_ranges {
+        let allowed =
+            address.is_some_and(|address| civitas_identity::provision::address_allowed(ranges, address));
+        if !allowed {
+            return Err(ApiError::new(
+                ErrorCode::AddressNotAllowed,
+                "this API key may not be used from this address",
+            ));
+        }
+    }
+    if key
+        .last_used_at
+        .is_none_or(|at| (now - at).num_seconds() >= TOUCH_EVERY_SECONDS)
+    {
+        let store = state.store.clone();
+        let id = key.id.clone();
+        tokio::spawn(async move {
+            if let Err(error) = store.touch_api_key(&id, civitas_store::now()).await {
+                tracing::warn!(%error, "could not record a key's last use");
+            }
+        });
+    }
+    let person_id = key.person_id.clone();
+    principal_for(state, &person_id, Credential::Key(Box::new(key))).await
+}
+
+fn session_expired() -> ApiError {
+    ApiError::new(ErrorCode::SessionExpired, "the session has ended; sign in again")
+}
+
+async fn from_session(state: &AppState, token: &str, safe: bool, csrf: &str) -> Result<Principal, ApiError> {
+    let id_hash = secret::hash(token);
+    let session = state
+        .store
+        .find_session(&id_hash)
+        .await
+        .map_err(ApiError::storage)?
+        .ok_or_else(session_expired)?;
+    let now = Utc::now();
+    let idle = chrono::Duration::minutes(i64::from(state.config.auth.session_idle_minutes));
+    if session.revoked_at.is_some() || session.expires_at <= now || session.last_seen_at + idle <= now {
+        return Err(session_expired());
+    }
+    if !safe && !secret::constant_time_eq(csrf, &session.csrf_token) {
+        return Err(ApiError::new(
+            ErrorCode::CsrfTokenInvalid,
+            format!("a request made with a session cookie must send its CSRF token in `{CSRF_HEADER}`"),
+        ));
+    }
+    if (now - session.last_seen_at).num_seconds() >= TOUCH_EVERY_SECONDS {
+        state
+            .store
+            .touch_session(&id_hash, civitas_store::now())
+            .await
+            .map_err(ApiError::storage)?;
+    }
+    principal_for(
+        state,
+        &session.person_id,
+        Credential::Session {
+            id_hash,
+            csrf_token: session.csrf_token,
+        },
+    )
+    .await
+}
+
+/// Resolves the caller from `Authorization: Bearer <key>` or the session
+/// cookie, and refuses the request when neither is valid.
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let resolved = if let Some(token) = bearer(&request).map(str::to_owned) {
+        from_key(&state, &token, client_address(&request)).await
+    } else if let Some(token) = cookie(request.headers(), SESSION_COOKIE) {
+        let token = token.to_owned();
+        let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+        let csrf = request
+            .headers()
+            .get(CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        from_session(&state, &token, safe, &csrf).await
+    } else {
+        Err(ApiError::new(
+            ErrorCode::MissingApiKey,
+            "this route needs an API key (`Authorization: Bearer <key>`) or a signed-in session",
+        ))
+    };
+    match resolved {
+        Ok(principal) => {
+            request
+                .extensions_mut()
+                .insert(crate::middleware::Caller::of(&principal));
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Any authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .map(Authenticated)
+            .ok_or_else(|| {
+                tracing::error!("a handler needing a principal runs without authentication");
+                ApiError::internal()
+            })
+    }
+}
+
+/// What an [`AgencyAccess`] requires: one of these roles in the agency of
+/// the path (or above it).
+pub trait Permission {
+    const ROLES: &'static [Role];
+}
+
+macro_rules! permissions {
+    ($($(#[doc = $doc:literal])* $name:ident => $roles:path,)*) => {
+        $(
+            $(#[doc = $doc])*
+            #[derive(Debug)]
+            pub struct $name;
+            impl Permission for $name {
+                const ROLES: &'static [Role] = $roles;
+            }
+        )*
+    };
+}
+
+permissions! {
+    /// Read the agency's settings, groups and people.
+    ReadAgency => policy::AGENCY_READERS,
+    /// Change people, groups, memberships and roles.
+    ManagePeople => policy::PEOPLE_MANAGERS,
+    /// Change which models groups may use.
+    ManageModels => policy::MODEL_MANAGERS,
+    /// Set limits and budgets.
+    ManageLimits => policy::LIMIT_MANAGERS,
+    /// Read limits, budgets and usage.
+    ReadUsage => policy::USAGE_READERS,
+    /// Create and revoke keys of the agency's accounts.
+    ManageKeys => policy::KEY_MANAGERS,
+    /// List the agency's keys.
+    ReadKeys => policy::KEY_READERS,
+}
+
+/// The caller may act on the agency named by the `{agency_id}` path
+/// parameter with permission `P`. Another agency's id answers 404 exactly
+/// like a missing one.
+#[derive(Debug)]
+pub struct AgencyAccess<P> {
+    pub principal: Principal,
+    pub agency: Agency,
+    permission: PhantomData<P>,
+}
+
+/// Decides access to agency `agency_id` for `principal` with `roles`.
+pub async fn authorize_agency(
+    state: &AppState,
+    principal: &Principal,
+    agency_id: &str,
+    roles: &[Role],
+) -> Result<Agency, ApiError> {
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no agency `{agency_id}`"));
+    let agency = state
+        .store
+        .get_agency(agency_id)
+        .await
+        .map_err(ApiError::storage)?
+        .ok_or_else(not_found)?;
+    let chain = state
+        .store
+        .agency_ancestors(agency_id)
+        .await
+        .map_err(ApiError::storage)?;
+    match policy::authorize_agency(principal, &chain, roles) {
+        Ok(()) => Ok(agency),
+        Err(Denied::NotFound) => Err(not_found()),
+        Err(Denied::Forbidden) => Err(forbidden(roles)),
+    }
+}
+
+/// 403 naming the roles that would allow the action.
+pub fn forbidden(roles: &[Role]) -> ApiError {
+    let names: Vec<&str> = roles.iter().map(|role| role.as_str()).collect();
+    ApiError::new(
+        ErrorCode::PermissionDenied,
+        format!("this action needs one of the roles: {}", names.join(", ")),
+    )
+}
+
+impl<P: Permission + Send + Sync> FromRequestParts<AppState> for AgencyAccess<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Authenticated(principal) = Authenticated::from_request_parts(parts, state).await?;
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal())?;
+        let agency_id = params
+            .iter()
+            .find(|(name, _)| *name == "agency_id")
+            .map(|(_, value)| value.to_owned())
+            .ok_or_else(ApiError::internal)?;
+        let agency = authorize_agency(state, &principal, &agency_id, P::ROLES).await?;
+        Ok(AgencyAccess {
+            principal,
+            agency,
+            permission: PhantomData,
+        })
+    }
+}

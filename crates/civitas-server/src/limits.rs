@@ -1,0 +1,115 @@
+//! Limits and budgets on model routes.
+//!
+//! Before a model request runs, [`enforce`] admits it under every limit set
+//! on the caller's agency, groups, person and key, in one database
+//! transaction (so limits hold under concurrency and across replicas).
+//! After it ends, the recorder charges its tokens and cost to the same
+//! scopes. Requests per minute are exact; tokens and cost are charged
+//! after the fact, so requests already running when a token or cost limit
+//! is reached may go over it by what they use.
+//! Administration routes are never limited, so limits cannot lock an
+//! administrator out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use civitas_config::PriceConfig;
+use civitas_store::{LimitHit, LimitKind};
+use civitas_types::ErrorCode;
+
+use crate::error::ApiError;
+use crate::middleware::Caller;
+use crate::state::AppState;
+
+/// What each model costs, per million tokens.
+#[derive(Debug, Default, Clone)]
+pub struct PriceTable {
+    prices: HashMap<String, (f64, f64)>,
+}
+
+impl PriceTable {
+    pub fn new(prices: &[PriceConfig]) -> PriceTable {
+        PriceTable {
+            prices: prices
+                .iter()
+                .map(|price| {
+                    (
+                        price.model.clone(),
+                        (price.input_per_million, price.output_per_million),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// In millionths of the currency unit; 0 for a model without a price.
+    pub fn cost_micros(&self, model: Option<&str>, prompt_tokens: i64, completion_tokens: i64) -> i64 {
+        let Some((input, output)) = model.and_then(|model| self.prices.get(model)) else {
+            return 0;
+        };
+        (prompt_tokens as f64 * input + completion_tokens as f64 * output).round() as i64
+    }
+}
+
+fn refusal(hit: &LimitHit) -> ApiError {
+    let (code, what) = match hit.kind {
+        LimitKind::RequestsPerMinute => (ErrorCode::RequestsPerMinuteExceeded, "requests per minute"),
+        LimitKind::TokensPerMinute => (ErrorCode::TokensPerMinuteExceeded, "tokens per minute"),
+        LimitKind::TokensPerDay => (ErrorCode::TokensPerDayExceeded, "tokens per day"),
+        LimitKind::CostPerMonth => (ErrorCode::BudgetExceeded, "monthly cost budget"),
+    };
+    let level = hit.scope.split(':').next().unwrap_or("scope");
+    let mut error = ApiError::new(
+        code,
+        format!(
+            "the {what} limit of your {level} is reached; retry in {} s or ask your finance manager",
+            hit.retry_after_seconds
+        ),
+    );
+    error.retry_after_seconds = Some(hit.retry_after_seconds);
+    error
+}
+
+/// Admits the request under the caller's limits or answers 429/402.
+pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return ApiError::internal().into_response();
+    };
+    let limits = match state.store.limits_for(&caller.limit_scopes).await {
+        Ok(limits) => limits,
+        Err(error) => return ApiError::storage(error).into_response(),
+    };
+    if !limits.is_empty() {
+        match state.store.admit(&limits, chrono::Utc::now()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(hit)) => return refusal(&hit).into_response(),
+            Err(error) => return ApiError::storage(error).into_response(),
+        }
+        let charged = Caller {
+            charge: Arc::new(limits.into_iter().map(|limit| limit.scope).collect()),
+            ..caller
+        };
+        request.extensions_mut().insert(charged);
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_follows_the_price_table() {
+        let table = PriceTable::new(&[PriceConfig {
+            model: "m".to_owned(),
+            input_per_million: 0.5,
+            output_per_million: 1.5,
+        }]);
+        assert_eq!(table.cost_micros(Some("m"), 1000, 100), 650);
+        assert_eq!(table.cost_micros(Some("other"), 1000, 100), 0);
+        assert_eq!(table.cost_micros(None, 1000, 100), 0);
+    }
+}

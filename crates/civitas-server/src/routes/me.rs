@@ -1,0 +1,264 @@
+//! `GET /v1/me` (who am I, what may I use, what is left of my limits) and
+//! `GET /v1/usage` (my usage, or my agency's for those who may read it).
+
+use axum::extract::{Query, State};
+use axum::Json;
+use chrono::{DateTime, Datelike, TimeZone, Utc};
+use civitas_identity::{Credential, Principal};
+use civitas_store::{Agency, Limits, RoleGrant, UsageCounter, UsageOwner, UsageRow};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{authorize_agency, Authenticated};
+use crate::error::ApiError;
+use crate::routes::models::served_models;
+use crate::state::AppState;
+
+/// A group the caller belongs to.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupRef {
+    pub id: String,
+    pub name: String,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CredentialInfo {
+    /// `api_key` or `session`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub key_id: Option<String>,
+    pub key_name: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// What remains under one scope's limits in the current windows; `None`
+/// where the scope has no such limit.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Remaining {
+    pub requests_this_minute: Option<i64>,
+    pub tokens_this_minute: Option<i64>,
+    pub tokens_today: Option<i64>,
+    pub cost_this_month_micros: Option<i64>,
+}
+
+/// The limits of one scope that apply to the caller, and what is left.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LimitStatus {
+    pub limits: Limits,
+    pub remaining: Remaining,
+}
+
+/// `GET /v1/me`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub object: String,
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `person` or `service`.
+    pub kind: String,
+    pub agency: Agency,
+    pub groups: Vec<GroupRef>,
+    pub roles: Vec<RoleGrant>,
+    /// Served models the caller may use.
+    pub models: Vec<String>,
+    pub credential: CredentialInfo,
+    pub limits: Vec<LimitStatus>,
+}
+
+fn remaining(limits: &Limits, counter: &UsageCounter) -> Remaining {
+    let left = |limit: Option<i64>, used: i64| limit.map(|limit| (limit - used).max(0));
+    Remaining {
+        requests_this_minute: left(limits.requests_per_minute, counter.minute_requests),
+        tokens_this_minute: left(limits.tokens_per_minute, counter.minute_tokens),
+        tokens_today: left(limits.tokens_per_day, counter.day_tokens),
+        cost_this_month_micros: left(limits.cost_per_month_micros, counter.month_cost_micros),
+    }
+}
+
+async fn limit_statuses(state: &AppState, principal: &Principal) -> Result<Vec<LimitStatus>, ApiError> {
+    let scopes = principal.limit_scopes();
+    let limits = state.store.limits_for(&scopes).await.map_err(ApiError::storage)?;
+    let counters = state
+        .store
+        .usage_counters(&scopes)
+        .await
+        .map_err(ApiError::storage)?;
+    let now = Utc::now();
+    Ok(limits
+        .into_iter()
+        .map(|limits| {
+            let counter = counters
+                .iter()
+                .find(|counter| counter.scope == limits.scope)
+                .map(|counter| counter.rolled(now))
+                .unwrap_or_else(|| UsageCounter::empty(&limits.scope, now));
+            LimitStatus {
+                remaining: remaining(&limits, &counter),
+                limits,
+            }
+        })
+        .collect())
+}
+
+#[utoipa::path(get, path = "/v1/me", operation_id = "getMe", tag = "identity",
+    summary = "Who the caller is: agency, groups, roles, allowed models and remaining limits",
+    responses((status = 200, body = Me), (status = 401, description = "Missing or invalid credentials", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn me(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+) -> Result<Json<Me>, ApiError> {
+    let agency = state
+        .store
+        .get_agency(principal.agency_id())
+        .await
+        .map_err(ApiError::storage)?
+        .ok_or_else(ApiError::internal)?;
+    let credential = match &principal.credential {
+        Credential::Key(key) => CredentialInfo {
+            kind: "api_key".to_owned(),
+            key_id: Some(key.id.clone()),
+            key_name: Some(key.name.clone()),
+            expires_at: key.expires_at,
+        },
+        Credential::Session { .. } => CredentialInfo {
+            kind: "session".to_owned(),
+            key_id: None,
+            key_name: None,
+            expires_at: None,
+        },
+    };
+    let limits = limit_statuses(&state, &principal).await?;
+    Ok(Json(Me {
+        object: "me".to_owned(),
+        id: principal.person.id.clone(),
+        email: principal.person.email.clone(),
+        display_name: principal.person.display_name.clone(),
+        kind: principal.person.kind.clone(),
+        agency,
+        groups: principal
+            .grants
+            .groups
+            .iter()
+            .map(|group| GroupRef {
+                id: group.id.clone(),
+                name: group.name.clone(),
+            })
+            .collect(),
+        roles: principal.grants.roles.clone(),
+        models: served_models(&state)
+            .into_iter()
+            .map(|model| model.id)
+            .filter(|id| principal.models.allows(id))
+            .collect(),
+        credential,
+        limits,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UsageQuery {
+    /// An agency id: that agency's usage (agency-admin, finance-manager or
+    /// auditor). Absent: the caller's own usage.
+    pub agency_id: Option<String>,
+    /// `YYYY-MM-DD` (UTC); default: the first day of the current month.
+    pub since: Option<String>,
+}
+
+/// Totals over all models.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct UsageTotal {
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// `GET /v1/usage`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Usage {
+    pub object: String,
+    /// `person` or `agency`.
+    pub owner_type: String,
+    pub owner_id: String,
+    pub since: DateTime<Utc>,
+    pub data: Vec<UsageRow>,
+    pub total: UsageTotal,
+}
+
+/// The start of `since` (a date), or of the current month.
+pub fn parse_since(since: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
+    match since {
+        None => {
+            let now = Utc::now();
+            Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+                .single()
+                .ok_or_else(ApiError::internal)
+        }
+        Some(text) => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .and_then(|date| date.and_hms_opt(0, 0, 0))
+            .map(|start| start.and_utc())
+            .ok_or_else(|| ApiError::invalid("since", "use a date as YYYY-MM-DD")),
+    }
+}
+
+/// Sums rows into a [`Usage`] answer.
+pub fn usage_answer(owner_type: &str, owner_id: &str, since: DateTime<Utc>, data: Vec<UsageRow>) -> Usage {
+    let mut total = UsageTotal::default();
+    for row in &data {
+        total.requests += row.requests;
+        total.prompt_tokens += row.prompt_tokens;
+        total.completion_tokens += row.completion_tokens;
+        total.cost_micros += row.cost_micros;
+    }
+    Usage {
+        object: "usage".to_owned(),
+        owner_type: owner_type.to_owned(),
+        owner_id: owner_id.to_owned(),
+        since,
+        data,
+        total,
+    }
+}
+
+#[utoipa::path(get, path = "/v1/usage", operation_id = "getUsage", tag = "identity",
+    summary = "Usage per model since a date: the caller's own, or an agency's",
+    params(UsageQuery),
+    responses((status = 200, body = Usage),
+        (status = 400, description = "invalid_parameter", body = civitas_types::ErrorBody),
+        (status = 403, description = "permission_denied", body = civitas_types::ErrorBody),
+        (status = 404, description = "not_found: no such agency (or not the caller's)", body = civitas_types::ErrorBody),
+        (status = 401, description = "Missing or invalid credentials", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    Query(query): Query<UsageQuery>,
+) -> Result<Json<Usage>, ApiError> {
+    let since = parse_since(query.since.as_deref())?;
+    let (owner_type, owner) = match &query.agency_id {
+        Some(agency_id) => {
+            authorize_agency(
+                &state,
+                &principal,
+                agency_id,
+                civitas_identity::policy::USAGE_READERS,
+            )
+            .await?;
+            ("agency", UsageOwner::Agency(agency_id.clone()))
+        }
+        None => ("person", UsageOwner::Person(principal.id().to_owned())),
+    };
+    let owner_id = match &owner {
+        UsageOwner::Person(id) | UsageOwner::Agency(id) => id.clone(),
+    };
+    let data = state
+        .store
+        .usage_summary(&owner, since)
+        .await
+        .map_err(ApiError::storage)?;
+    Ok(Json(usage_answer(owner_type, &owner_id, since, data)))
+}

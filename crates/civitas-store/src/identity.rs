@@ -1,0 +1,482 @@
+//! Agencies, groups, people, roles, API keys, sessions, limits and the
+//! usage counters that enforce them.
+//!
+//! The store keeps roles, kinds and statuses as plain strings; their
+//! meaning (and the authorization rules) live in `civitas-identity`.
+//! Every lookup of an agency's resource takes the agency id, so that a
+//! caller scoped to one agency cannot reach another's records by id.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::Serialize;
+
+use crate::StoreResult;
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Agency {
+    pub id: String,
+    /// Short unique name, `[a-z0-9-]`.
+    pub slug: String,
+    pub name: String,
+    /// The parent agency (a ministry above a directorate).
+    pub parent_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAgency {
+    pub slug: String,
+    pub name: String,
+    pub parent_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Group {
+    pub id: String,
+    pub agency_id: String,
+    pub name: String,
+    /// The identifier given by an identity provider, if provisioned.
+    pub external_id: Option<String>,
+    /// Models its members may use; `*` means every model.
+    pub models: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Person {
+    pub id: String,
+    pub agency_id: String,
+    pub email: String,
+    pub display_name: String,
+    /// `person` or `service` (an account for an integration).
+    pub kind: String,
+    /// `active`, `pending` (awaiting approval) or `disabled`.
+    pub status: String,
+    pub external_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPerson {
+    pub agency_id: String,
+    pub email: String,
+    pub display_name: String,
+    pub kind: String,
+    pub status: String,
+    pub external_id: Option<String>,
+    pub password_hash: Option<String>,
+}
+
+/// Changes to a person; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PersonUpdate {
+    pub display_name: Option<String>,
+    pub status: Option<String>,
+}
+
+/// What signing in with a password needs.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub person_id: String,
+    pub password_hash: Option<String>,
+    pub totp_secret: Option<String>,
+    pub totp_confirmed: bool,
+    pub failed_logins: i64,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// A role held in an agency (and, through it, in the agencies below it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RoleGrant {
+    pub agency_id: String,
+    pub role: String,
+}
+
+/// Everything a person is allowed through roles and groups.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Grants {
+    pub roles: Vec<RoleGrant>,
+    pub groups: Vec<Group>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    pub id: String,
+    /// The first characters of the secret, to recognise a key in lists.
+    pub prefix: String,
+    pub person_id: String,
+    pub agency_id: String,
+    pub name: String,
+    /// `personal`, `service` or `short_lived`.
+    pub kind: String,
+    /// Models the key may use (within its owner's); `None`: all of them.
+    pub models: Option<Vec<String>>,
+    /// Client address ranges (CIDR) allowed to use it; `None`: any.
+    pub ip_ranges: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub secret_hash: String,
+    pub prefix: String,
+    pub person_id: String,
+    pub agency_id: String,
+    pub name: String,
+    pub kind: String,
+    pub models: Option<Vec<String>>,
+    pub ip_ranges: Option<Vec<String>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// SHA-256 of the cookie value.
+    pub id_hash: String,
+    pub person_id: String,
+    pub csrf_token: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The limits of one scope (`agency:ID`, `group:ID`, `person:ID`,
+/// `key:ID`). `None` means unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Limits {
+    pub scope: String,
+    #[serde(default)]
+    pub agency_id: String,
+    pub requests_per_minute: Option<i64>,
+    pub tokens_per_minute: Option<i64>,
+    pub tokens_per_day: Option<i64>,
+    /// Cost budget per calendar month (UTC), in millionths of the price
+    /// table's currency unit.
+    pub cost_per_month_micros: Option<i64>,
+}
+
+/// Which limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    RequestsPerMinute,
+    TokensPerMinute,
+    TokensPerDay,
+    CostPerMonth,
+}
+
+impl LimitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKind::RequestsPerMinute => "requests_per_minute",
+            LimitKind::TokensPerMinute => "tokens_per_minute",
+            LimitKind::TokensPerDay => "tokens_per_day",
+            LimitKind::CostPerMonth => "cost_per_month",
+        }
+    }
+}
+
+/// A request refused by a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitHit {
+    pub scope: String,
+    pub kind: LimitKind,
+    /// Seconds until the window that refused it ends.
+    pub retry_after_seconds: u64,
+}
+
+/// The counters of one scope, in the current windows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct UsageCounter {
+    pub scope: String,
+    pub minute: String,
+    pub minute_requests: i64,
+    pub minute_tokens: i64,
+    pub day: String,
+    pub day_tokens: i64,
+    pub month: String,
+    pub month_cost_micros: i64,
+}
+
+/// The windows a moment falls in: `YYYY-MM-DDTHH:MM`, `YYYY-MM-DD`, `YYYY-MM`.
+pub fn windows(now: DateTime<Utc>) -> (String, String, String) {
+    (
+        now.format("%Y-%m-%dT%H:%M").to_string(),
+        now.format("%Y-%m-%d").to_string(),
+        now.format("%Y-%m").to_string(),
+    )
+}
+
+impl UsageCounter {
+    /// A counter at zero in the windows of `now`.
+    pub fn empty(scope: &str, now: DateTime<Utc>) -> UsageCounter {
+        let (minute, day, month) = windows(now);
+        UsageCounter {
+            scope: scope.to_owned(),
+            minute,
+            minute_requests: 0,
+            minute_tokens: 0,
+            day,
+            day_tokens: 0,
+            month,
+            month_cost_micros: 0,
+        }
+    }
+
+    /// This counter moved to the windows of `now`: each window that has
+    /// changed starts again from zero.
+    pub fn rolled(&self, now: DateTime<Utc>) -> UsageCounter {
+        let (minute, day, month) = windows(now);
+        let mut next = self.clone();
+        if next.minute != minute {
+            next.minute = minute;
+            next.minute_requests = 0;
+            next.minute_tokens = 0;
+        }
+        if next.day != day {
+            next.day = day;
+            next.day_tokens = 0;
+        }
+        if next.month != month {
+            next.month = month;
+            next.month_cost_micros = 0;
+        }
+        next
+    }
+
+    /// Admits one more request under `limits`, or names the limit that
+    /// refuses it. Tokens and cost are charged after the request; a request
+    /// is admitted while they are under their limit.
+    pub fn admit(&self, limits: &Limits, now: DateTime<Utc>) -> Result<UsageCounter, LimitHit> {
+        let current = self.rolled(now);
+        let hit = |kind, retry_after_seconds| LimitHit {
+            scope: limits.scope.clone(),
+            kind,
+            retry_after_seconds,
+        };
+        let to_next_minute = 60 - u64::from(now.second());
+        let to_next_day = 86_400 - u64::from(now.num_seconds_from_midnight());
+        if limits
+            .requests_per_minute
+            .is_some_and(|limit| current.minute_requests >= limit)
+        {
+            return Err(hit(LimitKind::RequestsPerMinute, to_next_minute));
+        }
+        if limits
+            .tokens_per_minute
+            .is_some_and(|limit| current.minute_tokens >= limit)
+        {
+            return Err(hit(LimitKind::TokensPerMinute, to_next_minute));
+        }
+        if limits
+            .tokens_per_day
+            .is_some_and(|limit| current.day_tokens >= limit)
+        {
+            return Err(hit(LimitKind::TokensPerDay, to_next_day));
+        }
+        if limits
+            .cost_per_month_micros
+            .is_some_and(|limit| current.month_cost_micros >= limit)
+        {
+            return Err(hit(LimitKind::CostPerMonth, seconds_to_next_month(now)));
+        }
+        let mut next = current;
+        next.minute_requests += 1;
+        Ok(next)
+    }
+
+    /// Adds what a finished request used.
+    pub fn charged(&self, tokens: i64, cost_micros: i64, now: DateTime<Utc>) -> UsageCounter {
+        let mut next = self.rolled(now);
+        next.minute_tokens += tokens;
+        next.day_tokens += tokens;
+        next.month_cost_micros += cost_micros;
+        next
+    }
+}
+
+fn seconds_to_next_month(now: DateTime<Utc>) -> u64 {
+    let (year, month) = if now.month() == 12 {
+        (now.year() + 1, 1)
+    } else {
+        (now.year(), now.month() + 1)
+    };
+    chrono::NaiveDate::from_ymd_opt(year, month, 1)
+        .and_then(|date| date.and_hms_opt(0, 0, 0))
+        .map(|start| (start.and_utc() - now).num_seconds().max(1) as u64)
+        .unwrap_or(86_400)
+}
+
+/// Usage summed per model, from request records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct UsageRow {
+    pub model: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+}
+
+/// Whose usage to sum.
+#[derive(Debug, Clone)]
+pub enum UsageOwner {
+    Person(String),
+    Agency(String),
+}
+
+/// Storage of identities and their limits.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Fails with `Conflict` when the slug is taken, `Invalid` when the
+    /// parent does not exist.
+    async fn create_agency(&self, agency: NewAgency) -> StoreResult<Agency>;
+    async fn get_agency(&self, id: &str) -> StoreResult<Option<Agency>>;
+    async fn get_agency_by_slug(&self, slug: &str) -> StoreResult<Option<Agency>>;
+    async fn list_agencies(&self) -> StoreResult<Vec<Agency>>;
+    /// `id` and the agencies above it, nearest first.
+    async fn agency_ancestors(&self, id: &str) -> StoreResult<Vec<String>>;
+
+    /// Fails with `Conflict` when the agency already has a group so named.
+    async fn create_group(
+        &self,
+        agency_id: &str,
+        name: &str,
+        external_id: Option<&str>,
+    ) -> StoreResult<Group>;
+    async fn get_group(&self, agency_id: &str, group_id: &str) -> StoreResult<Option<Group>>;
+    async fn list_groups(&self, agency_id: &str) -> StoreResult<Vec<Group>>;
+    /// Replaces the group's model list.
+    async fn set_group_models(
+        &self,
+        agency_id: &str,
+        group_id: &str,
+        models: &[String],
+    ) -> StoreResult<Group>;
+
+    /// Fails with `Conflict` when the e-mail address is taken.
+    async fn create_person(&self, person: NewPerson) -> StoreResult<Person>;
+    async fn get_person(&self, id: &str) -> StoreResult<Option<Person>>;
+    async fn get_person_by_email(&self, email: &str) -> StoreResult<Option<Person>>;
+    async fn list_people(&self, agency_id: &str) -> StoreResult<Vec<Person>>;
+    async fn update_person(&self, agency_id: &str, id: &str, update: PersonUpdate) -> StoreResult<Person>;
+    /// Replaces the person's groups; every group must be in `agency_id`.
+    async fn set_memberships(
+        &self,
+        agency_id: &str,
+        person_id: &str,
+        group_ids: &[String],
+    ) -> StoreResult<()>;
+    /// Replaces the roles the person holds in `agency_id`.
+    async fn set_roles(&self, person_id: &str, agency_id: &str, roles: &[String]) -> StoreResult<()>;
+    async fn grants(&self, person_id: &str) -> StoreResult<Grants>;
+    /// Whether anyone holds `role` in any agency.
+    async fn role_is_held(&self, role: &str) -> StoreResult<bool>;
+
+    async fn credentials(&self, person_id: &str) -> StoreResult<Credentials>;
+    async fn set_password_hash(&self, person_id: &str, hash: &str) -> StoreResult<()>;
+    /// Counts a failed sign-in; returns the new count.
+    async fn record_login_failure(
+        &self,
+        person_id: &str,
+        locked_until: Option<DateTime<Utc>>,
+    ) -> StoreResult<i64>;
+    async fn reset_login_failures(&self, person_id: &str) -> StoreResult<()>;
+    /// Sets (or clears) the TOTP secret; `confirmed` once a code was checked.
+    async fn set_totp(&self, person_id: &str, secret: Option<&str>, confirmed: bool) -> StoreResult<()>;
+
+    async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+    async fn find_api_key(&self, secret_hash: &str) -> StoreResult<Option<ApiKey>>;
+    async fn get_api_key(&self, agency_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>>;
+    /// The agency's keys, or one person's when `person_id` is given.
+    async fn list_api_keys(&self, agency_id: &str, person_id: Option<&str>) -> StoreResult<Vec<ApiKey>>;
+    /// Returns `false` when there is no such key in the agency.
+    async fn revoke_api_key(&self, agency_id: &str, key_id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
+    async fn touch_api_key(&self, key_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+
+    async fn create_session(&self, session: &Session) -> StoreResult<()>;
+    async fn find_session(&self, id_hash: &str) -> StoreResult<Option<Session>>;
+    async fn touch_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn revoke_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Signs a person out everywhere; returns how many sessions ended.
+    async fn revoke_sessions_of(&self, person_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Creates or replaces the limits of a scope.
+    async fn set_limits(&self, limits: &Limits) -> StoreResult<()>;
+    async fn delete_limits(&self, agency_id: &str, scope: &str) -> StoreResult<bool>;
+    async fn list_limits(&self, agency_id: &str) -> StoreResult<Vec<Limits>>;
+    /// The limits set on any of `scopes`.
+    async fn limits_for(&self, scopes: &[String]) -> StoreResult<Vec<Limits>>;
+    /// Admits one request under every one of `limits`, atomically: either
+    /// every counter takes it or none does.
+    async fn admit(&self, limits: &[Limits], now: DateTime<Utc>) -> StoreResult<Result<(), LimitHit>>;
+    /// Charges what a finished request used to each scope.
+    async fn charge(
+        &self,
+        scopes: &[String],
+        tokens: i64,
+        cost_micros: i64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn usage_counters(&self, scopes: &[String]) -> StoreResult<Vec<UsageCounter>>;
+    /// Usage per model since `since`, from request records.
+    async fn usage_summary(&self, owner: &UsageOwner, since: DateTime<Utc>) -> StoreResult<Vec<UsageRow>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn limits(rpm: Option<i64>, tpd: Option<i64>) -> Limits {
+        Limits {
+            scope: "key:k".to_owned(),
+            agency_id: "a".to_owned(),
+            requests_per_minute: rpm,
+            tokens_per_minute: None,
+            tokens_per_day: tpd,
+            cost_per_month_micros: None,
+        }
+    }
+
+    #[test]
+    fn windows_reset_when_their_period_changes() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 30).unwrap();
+        let counter = UsageCounter::empty("key:k", at).charged(100, 5, at);
+        let admitted = counter.admit(&limits(Some(1), None), at).unwrap();
+        let refused = admitted.admit(&limits(Some(1), None), at).unwrap_err();
+        assert_eq!(refused.kind, LimitKind::RequestsPerMinute);
+        assert_eq!(refused.retry_after_seconds, 30);
+        let next_year = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 1).unwrap();
+        let rolled = admitted.rolled(next_year);
+        assert_eq!(
+            (
+                rolled.minute_requests,
+                rolled.day_tokens,
+                rolled.month_cost_micros
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(rolled.month, "2027-01");
+    }
+
+    #[test]
+    fn a_day_budget_refuses_once_spent_until_midnight() {
+        let at = Utc.with_ymd_and_hms(2026, 11, 29, 22, 0, 0).unwrap();
+        let spent = UsageCounter::empty("key:k", at).charged(1000, 0, at);
+        let hit = spent.admit(&limits(None, Some(1000)), at).unwrap_err();
+        assert_eq!(hit.kind, LimitKind::TokensPerDay);
+        assert_eq!(hit.retry_after_seconds, 7200);
+        assert!(spent.admit(&limits(None, Some(1001)), at).is_ok());
+    }
+
+    #[test]
+    fn the_month_budget_retry_is_the_start_of_next_month() {
+        let at = Utc.with_ymd_and_hms(2026, 2, 28, 0, 0, 0).unwrap();
+        assert_eq!(seconds_to_next_month(at), 86_400);
+    }
+}
