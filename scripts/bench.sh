@@ -4,7 +4,10 @@
 #   2. the same model through `civitas serve` (1 and 4 concurrent streams),
 #   3. idle memory and /v1/models latency at a fixed rate, without a model.
 # Run it on an otherwise idle machine; it takes about ten minutes.
+# `scripts/bench.sh overhead` runs only part 3 and the stub-provider run
+# (what the gateway adds, and memory), in about two minutes.
 set -euo pipefail
+PART="${1:-all}"
 cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh
 
@@ -13,7 +16,7 @@ cargo build --release --locked -p civitas -p civitas-bench
 R="$CARGO_TARGET_DIR/release"
 MODELS="${CIVITAS_BENCH_MODELS_DIR:-$HOME/.cache/civitas/models}"
 MODEL=qwen2.5-1.5b-instruct
-CIVITAS__MODELS__DIR="$MODELS" "$R/civitas" models pull "$MODEL"
+if [ "$PART" = all ]; then CIVITAS__MODELS__DIR="$MODELS" "$R/civitas" models pull "$MODEL"; fi
 PORT="${CIVITAS_BENCH_PORT:-18080}"
 KEY=sk-bench
 DATA="$(mktemp -d)"
@@ -50,6 +53,7 @@ CONF
     nginx -c "$DATA/$name.conf"
 }
 
+if [ "$PART" = all ]; then
 echo "== llama.cpp direct ($MODEL, 2 threads)"
 for streams in 1 4; do
     "$R/bench-llama-direct" --model "$MODELS/$MODEL/model.gguf" --streams "$streams" --threads 2
@@ -74,6 +78,7 @@ SERVER=$!
 wait_ready
 "$R/bench-http" ttft --url "http://127.0.0.1:$PORT" --key $KEY --model smollm2-135m-instruct --runs 30
 kill -TERM $SERVER; wait $SERVER || true
+fi
 
 echo "== civitas serve without a model: idle memory and /v1/models at 1,000 requests/s"
 CIVITAS_DATA_DIR="$DATA/b" CIVITAS_BOOTSTRAP_KEY=$KEY CIVITAS__MODELS__CHAT= CIVITAS__MODELS__EMBEDDING= \

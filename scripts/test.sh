@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: lints, Rust unit and integration tests on
-# SQLite and PostgreSQL, then the OpenAI compatibility suite (official
-# `openai` Python package) against the real binary and real models.
+# SQLite and PostgreSQL (single sign-on against a real OpenID provider on
+# Node), then the OpenAI compatibility suite (official `openai` Python
+# package) against the real binary and real models.
 #
 # Needs a PostgreSQL server where the user may create databases:
 # CIVITAS_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
@@ -10,6 +11,16 @@ cd "$(dirname "$0")/.."
 
 bash scripts/prerequisites.sh
 python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest jsonschema httpx openapi-spec-validator pyyaml
+
+# A real OpenID provider (the `oidc-provider` package) for the single
+# sign-on tests, from the lock file.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "installing node and npm (single sign-on tests)"
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=""; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+(cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 export CIVITAS_TEST_MODELS_DIR="${CIVITAS_TEST_MODELS_DIR:-$HOME/.cache/civitas/models}"

@@ -31,6 +31,82 @@ pub struct Config {
     pub providers: Vec<ProviderConfig>,
     /// Prices per model, for cost budgets and usage reports.
     pub prices: Vec<PriceConfig>,
+    /// OpenID Connect identity providers for single sign-on, each bound to
+    /// an agency.
+    pub oidc: Vec<OidcConfig>,
+}
+
+/// One `[[oidc]]` entry: an OpenID provider people of one agency sign in
+/// with (authorization code flow with PKCE).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// Short name used in URLs: `/auth/oidc/{name}/start`.
+    pub name: String,
+    /// Text of the sign-in button.
+    #[serde(default)]
+    pub display_name: String,
+    /// Slug of the agency whose people sign in here.
+    pub agency: String,
+    /// Issuer URL; discovery is read from `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Where the client secret is read from (`env::NAME` or `file::PATH`);
+    /// empty for a public client (PKCE only).
+    #[serde(default)]
+    pub client_secret: String,
+    /// This installation's callback URL as registered at the provider,
+    /// ending in `/auth/oidc/callback`.
+    pub redirect_url: String,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// Claim holding the e-mail address.
+    #[serde(default = "default_email_claim")]
+    pub email_claim: String,
+    /// Claim holding the display name.
+    #[serde(default = "default_name_claim")]
+    pub name_claim: String,
+    /// Dotted path of the claim listing groups (`groups`,
+    /// `realm_access.roles`); values are matched to the agency's groups by
+    /// name or external id, and memberships follow them at each sign-in.
+    /// Empty: groups are managed in Civitas.
+    #[serde(default)]
+    pub groups_claim: String,
+    /// Dotted path of the claim listing roles; empty: roles are managed in
+    /// Civitas. Values are mapped through `role_map` (or taken as role
+    /// names when it is empty); `platform-admin` is never granted by SSO.
+    #[serde(default)]
+    pub roles_claim: String,
+    #[serde(default)]
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// E-mail domains allowed to sign in; empty: any.
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
+    /// New people wait as `pending` until an agency administrator approves.
+    #[serde(default)]
+    pub require_approval: bool,
+    /// The provider lives on a private address (the agency's own IdP).
+    #[serde(default)]
+    pub allow_internal: bool,
+    /// Clock difference tolerated on token times, in seconds.
+    #[serde(default = "default_clock_skew")]
+    pub clock_skew_seconds: u32,
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["openid".to_owned(), "email".to_owned(), "profile".to_owned()]
+}
+
+fn default_email_claim() -> String {
+    "email".to_owned()
+}
+
+fn default_name_claim() -> String {
+    "name".to_owned()
+}
+
+fn default_clock_skew() -> u32 {
+    60
 }
 
 /// One `[[prices]]` entry: what a model costs per million tokens, in the
@@ -319,6 +395,54 @@ impl Config {
                     "prices.input_per_million",
                     format!("`{}`: prices must be between 0 and 1000000", price.model),
                 ));
+            }
+        }
+        let mut sso_names = std::collections::HashSet::new();
+        for oidc in &self.oidc {
+            let name_ok = !oidc.name.is_empty()
+                && oidc
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !name_ok || !sso_names.insert(oidc.name.as_str()) {
+                return Err(invalid(
+                    "oidc.name",
+                    "each provider needs a unique name of a-z, 0-9 and '-'",
+                ));
+            }
+            if !oidc.issuer.starts_with("http://") && !oidc.issuer.starts_with("https://") {
+                return Err(invalid(
+                    "oidc.issuer",
+                    format!("`{}` is not an http(s) URL", oidc.issuer),
+                ));
+            }
+            if !oidc.redirect_url.ends_with("/auth/oidc/callback") {
+                return Err(invalid(
+                    "oidc.redirect_url",
+                    "must be this installation's URL ending in /auth/oidc/callback",
+                ));
+            }
+            if oidc.client_id.is_empty() || oidc.agency.is_empty() {
+                return Err(invalid(
+                    "oidc.client_id",
+                    format!("provider `{}` needs client_id and agency", oidc.name),
+                ));
+            }
+            if !oidc.client_secret.is_empty() {
+                SecretLocation::parse(&oidc.client_secret)
+                    .map_err(|message| invalid("oidc.client_secret", message))?;
+            }
+            if !oidc.scopes.iter().any(|scope| scope == "openid") {
+                return Err(invalid("oidc.scopes", "must include `openid`"));
+            }
+            if oidc.role_map.values().any(|role| role == "platform-admin") {
+                return Err(invalid(
+                    "oidc.role_map",
+                    "platform-admin is never granted through single sign-on",
+                ));
+            }
+            if oidc.clock_skew_seconds > 600 {
+                return Err(invalid("oidc.clock_skew_seconds", "must be at most 600"));
             }
         }
         if self.models.chat != self.models.chat.trim() {

@@ -92,6 +92,14 @@ impl AddressPolicy {
     }
 }
 
+/// A whole, bounded answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
 /// The outbound client.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
@@ -155,6 +163,56 @@ impl HttpClient {
             body.extend_from_slice(&chunk);
         }
         Ok(body)
+    }
+
+    async fn checked(&self, url: &str) -> Result<url::Url, HttpClientError> {
+        let parsed = url::Url::parse(url).map_err(|error| HttpClientError::InvalidUrl(error.to_string()))?;
+        self.policy.check(&parsed).await?;
+        Ok(parsed)
+    }
+
+    async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Answer, HttpClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let body = self.read_bounded(response).await?;
+        Ok(Answer {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    /// GETs a URL (with a bearer token, if given) after the policy check.
+    pub async fn get(&self, url: &str, bearer: Option<&str>) -> Result<Answer, HttpClientError> {
+        let mut request = self.inner.get(self.checked(url).await?);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        self.answer(request).await
+    }
+
+    /// POSTs a form (`application/x-www-form-urlencoded`), with HTTP basic
+    /// authentication if given, after the policy check.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> Result<Answer, HttpClientError> {
+        let mut request = self.inner.post(self.checked(url).await?).form(form);
+        if let Some((user, password)) = basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        self.answer(request).await
     }
 
     /// GETs a URL after the policy check; the body is bounded.

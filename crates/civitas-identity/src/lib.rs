@@ -7,11 +7,13 @@
 //! - [`policy`]: the one place where authorization is decided.
 //! - [`secret`], [`password`], [`totp`]: API keys and session tokens,
 //!   argon2id passwords with a policy, RFC 6238 second factors.
+//! - [`oidc`]: PKCE and ID-token verification for single sign-on.
 //! - [`provision`]: first-run set-up (default agency, bootstrap key,
 //!   administrators) and key creation, shared by the server and the CLI.
 //!
 //! No HTTP here: the server maps [`policy::Denied`] to status codes.
 
+pub mod oidc;
 pub mod password;
 pub mod policy;
 pub mod provision;

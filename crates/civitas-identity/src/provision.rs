@@ -331,6 +331,49 @@ pub struct KeyRequest {
     pub created_by: String,
 }
 
+/// Issues a SCIM provisioning token for `agency`: a key of kind `scim`,
+/// owned by the agency's provisioning service account (created on first
+/// use), accepted only on the SCIM routes.
+pub async fn create_scim_key(
+    store: &dyn Store,
+    agency: &Agency,
+    created_by: &str,
+) -> Result<(ApiKey, String), ProvisionError> {
+    let email = format!("scim@{}.civitas.invalid", agency.slug);
+    let account = match store.get_person_by_email(&email).await? {
+        Some(account) => account,
+        None => {
+            store
+                .create_person(NewPerson {
+                    agency_id: agency.id.clone(),
+                    email,
+                    display_name: "SCIM provisioning".to_owned(),
+                    kind: "service".to_owned(),
+                    status: "active".to_owned(),
+                    external_id: None,
+                    password_hash: None,
+                })
+                .await?
+        }
+    };
+    let secret_value = secret::new_api_key();
+    let key = store
+        .create_api_key(NewApiKey {
+            secret_hash: secret::hash(&secret_value),
+            prefix: secret::display_prefix(&secret_value),
+            person_id: account.id,
+            agency_id: agency.id.clone(),
+            name: "scim".to_owned(),
+            kind: "scim".to_owned(),
+            models: Some(Vec::new()),
+            ip_ranges: None,
+            expires_at: None,
+            created_by: created_by.to_owned(),
+        })
+        .await?;
+    Ok((key, secret_value))
+}
+
 /// Longest life of a `short_lived` key.
 pub const SHORT_LIVED_MAX_HOURS: i64 = 24;
 

@@ -96,7 +96,12 @@ async fn principal_for(
     Ok(Principal::new(person, grants, credential))
 }
 
-async fn from_key(state: &AppState, token: &str, address: Option<IpAddr>) -> Result<Principal, ApiError> {
+async fn from_key(
+    state: &AppState,
+    token: &str,
+    address: Option<IpAddr>,
+    scim_route: bool,
+) -> Result<Principal, ApiError> {
     let key = state
         .store
         .find_api_key(&secret::hash(token))
@@ -109,6 +114,15 @@ async fn from_key(state: &AppState, token: &str, address: Option<IpAddr>) -> Res
             ErrorCode::ApiKeyRevoked,
             "this API key was revoked",
         ));
+    }
+    // SCIM tokens work on the SCIM routes only, and nothing else does.
+    if (key.kind == "scim") != scim_route {
+        let message = if scim_route {
+            "SCIM routes need the agency's SCIM token"
+        } else {
+            "a SCIM token is only accepted on /scim/v2"
+        };
+        return Err(ApiError::new(ErrorCode::InvalidApiKey, message));
     }
     if key.expires_at.is_some_and(|at| at <= now) {
         return Err(ApiError::new(
@@ -187,7 +201,8 @@ async fn from_session(state: &AppState, token: &str, safe: bool, csrf: &str) -> 
 /// cookie, and refuses the request when neither is valid.
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let resolved = if let Some(token) = bearer(&request).map(str::to_owned) {
-        from_key(&state, &token, client_address(&request)).await
+        let scim_route = request.uri().path().starts_with("/scim/");
+        from_key(&state, &token, client_address(&request), scim_route).await
     } else if let Some(token) = cookie(request.headers(), SESSION_COOKIE) {
         let token = token.to_owned();
         let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);

@@ -18,6 +18,7 @@ pub mod middleware;
 pub mod providers;
 pub mod recorder;
 pub mod routes;
+pub mod sso;
 pub mod state;
 
 use std::future::{Future, IntoFuture};
@@ -45,7 +46,14 @@ use crate::recorder::RequestRecorder;
 use crate::state::AppState;
 
 /// Routes reachable without an API key or session.
-pub const PUBLIC_ROUTES: &[&str] = &["/healthz", "/readyz", "/auth/login"];
+pub const PUBLIC_ROUTES: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/auth/login",
+    "/auth/providers",
+    "/auth/oidc/{provider}/start",
+    "/auth/oidc/callback",
+];
 
 /// The matched route, carried to the outer middleware for metric labels.
 #[derive(Debug, Clone)]
@@ -148,6 +156,22 @@ fn routes_and_document() -> (
         .routes(routes!(routes::admin::list_keys, routes::admin::create_key))
         .routes(routes!(routes::admin::revoke_key))
         .routes(routes!(routes::admin::agency_usage))
+        .routes(routes!(routes::admin::create_scim_token))
+        .routes(routes!(routes::scim::list_users, routes::scim::create_user))
+        .routes(routes!(
+            routes::scim::get_user,
+            routes::scim::replace_user,
+            routes::scim::patch_user,
+            routes::scim::delete_user
+        ))
+        .routes(routes!(routes::scim::list_groups, routes::scim::create_group))
+        .routes(routes!(
+            routes::scim::get_group,
+            routes::scim::replace_group,
+            routes::scim::patch_group,
+            routes::scim::delete_group
+        ))
+        .routes(routes!(routes::scim::service_provider_config))
         .routes(routes!(routes::conversations::list))
         .routes(routes!(routes::conversations::messages))
         .routes(routes!(routes::health::metrics))
@@ -156,6 +180,9 @@ fn routes_and_document() -> (
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(routes::session::login))
+        .routes(routes!(routes::sso::providers))
+        .routes(routes!(routes::sso::start))
+        .routes(routes!(routes::sso::callback))
         .split_for_parts();
     let mut document = ApiDoc::openapi();
     document.merge(limited_doc);
@@ -206,6 +233,8 @@ pub enum ServerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("single sign-on: {0}")]
+    Sso(String),
     #[error("cannot prepare identities: {0}")]
     Identity(civitas_identity::provision::ProvisionError),
 }
@@ -268,6 +297,12 @@ impl Application {
             .unwrap_or_default();
         let listener =
             TcpListener::from_std(listener).map_err(|source| ServerError::Bind { addr, source })?;
+        let sso = config
+            .oidc
+            .iter()
+            .map(|provider| sso::SsoProvider::from_config(provider).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServerError::Sso)?;
         let prices = limits::PriceTable::new(&config.prices);
         let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store), prices);
         let state = AppState {
@@ -276,6 +311,7 @@ impl Application {
             chat: models.chat,
             embedder: models.embedder,
             providers: Arc::new(models.providers),
+            sso: Arc::new(sso),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics: Arc::new(Metrics::default()),
             recorder,
@@ -375,6 +411,7 @@ mod tests {
             chat: None,
             embedder: None,
             providers: Arc::new(Vec::new()),
+            sso: Arc::new(Vec::new()),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics: Arc::new(Metrics::default()),
             recorder,

@@ -72,6 +72,8 @@ pub struct NewPerson {
 pub struct PersonUpdate {
     pub display_name: Option<String>,
     pub status: Option<String>,
+    pub email: Option<String>,
+    pub external_id: Option<String>,
 }
 
 /// What signing in with a password needs.
@@ -329,6 +331,28 @@ pub enum UsageOwner {
     Agency(String),
 }
 
+/// A single sign-on attempt between the redirect to the provider and its
+/// callback.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcState {
+    /// SHA-256 of the `state` parameter.
+    pub state_hash: String,
+    pub provider: String,
+    pub nonce: String,
+    pub code_verifier: String,
+    pub return_to: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What consuming a state found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConsumedState {
+    Fresh(OidcState),
+    /// It was consumed before: a replay.
+    AlreadyUsed,
+    Unknown,
+}
+
 /// Storage of identities and their limits.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
@@ -357,6 +381,25 @@ pub trait IdentityStore: Send + Sync {
         group_id: &str,
         models: &[String],
     ) -> StoreResult<Group>;
+
+    /// Renames a group or sets its external id.
+    async fn update_group(
+        &self,
+        agency_id: &str,
+        group_id: &str,
+        name: Option<&str>,
+        external_id: Option<&str>,
+    ) -> StoreResult<Group>;
+    /// Deletes a group, its memberships and model list; `false` when absent.
+    async fn delete_group(&self, agency_id: &str, group_id: &str) -> StoreResult<bool>;
+    async fn group_members(&self, agency_id: &str, group_id: &str) -> StoreResult<Vec<Person>>;
+    /// Replaces the members of a group; every person must be in `agency_id`.
+    async fn set_group_members(
+        &self,
+        agency_id: &str,
+        group_id: &str,
+        person_ids: &[String],
+    ) -> StoreResult<()>;
 
     /// Fails with `Conflict` when the e-mail address is taken.
     async fn create_person(&self, person: NewPerson) -> StoreResult<Person>;
@@ -404,6 +447,11 @@ pub trait IdentityStore: Send + Sync {
     async fn revoke_session(&self, id_hash: &str, at: DateTime<Utc>) -> StoreResult<()>;
     /// Signs a person out everywhere; returns how many sessions ended.
     async fn revoke_sessions_of(&self, person_id: &str, at: DateTime<Utc>) -> StoreResult<u64>;
+
+    /// Records a sign-on attempt; forgets attempts older than a day.
+    async fn create_oidc_state(&self, state: &OidcState) -> StoreResult<()>;
+    /// Marks the attempt used, atomically: only the first caller gets it.
+    async fn consume_oidc_state(&self, state_hash: &str, at: DateTime<Utc>) -> StoreResult<ConsumedState>;
 
     /// Creates or replaces the limits of a scope.
     async fn set_limits(&self, limits: &Limits) -> StoreResult<()>;

@@ -383,6 +383,120 @@ impl $crate::IdentityStore for $store {
             .ok_or($crate::StoreError::NotFound { what: "group" })
     }
 
+    async fn update_group(
+        &self,
+        agency_id: &str,
+        group_id: &str,
+        name: Option<&str>,
+        external_id: Option<&str>,
+    ) -> $crate::StoreResult<$crate::Group> {
+        if let Some(name) = name {
+            $crate::check_text("name", name)?;
+        }
+        let touched = sqlx::query(
+            "UPDATE agency_groups SET name = COALESCE($3, name), external_id = COALESCE($4, external_id)
+             WHERE agency_id = $1 AND id = $2",
+        )
+        .bind(agency_id)
+        .bind(group_id)
+        .bind(name)
+        .bind(external_id)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| sql_write_error(error, "this agency already has a group with this name"))?;
+        if touched.rows_affected() == 0 {
+            return Err($crate::StoreError::NotFound { what: "group" });
+        }
+        self.get_group(agency_id, group_id)
+            .await?
+            .ok_or($crate::StoreError::NotFound { what: "group" })
+    }
+
+    async fn delete_group(&self, agency_id: &str, group_id: &str) -> $crate::StoreResult<bool> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let owned = sqlx::query("UPDATE agency_groups SET id = id WHERE agency_id = $1 AND id = $2")
+            .bind(agency_id)
+            .bind(group_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        if owned.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for statement in [
+            "DELETE FROM group_members WHERE group_id = $1",
+            "DELETE FROM group_models WHERE group_id = $1",
+            "DELETE FROM limits WHERE scope = 'group:' || $1",
+            "DELETE FROM agency_groups WHERE id = $1",
+        ] {
+            sqlx::query(statement)
+                .bind(group_id)
+                .execute(&mut *transaction)
+                .await
+                .map_err(sql_unavailable)?;
+        }
+        transaction.commit().await.map_err(sql_unavailable)?;
+        Ok(true)
+    }
+
+    async fn group_members(&self, agency_id: &str, group_id: &str) -> $crate::StoreResult<Vec<$crate::Person>> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.agency_id, p.email, p.display_name, p.kind, p.status, p.external_id, p.created_at
+             FROM people p JOIN group_members m ON m.person_id = p.id
+             JOIN agency_groups g ON g.id = m.group_id
+             WHERE g.agency_id = $1 AND g.id = $2 ORDER BY p.email",
+        )
+        .bind(agency_id)
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        sql_collect(&rows, sql_person_from_row)
+    }
+
+    async fn set_group_members(
+        &self,
+        agency_id: &str,
+        group_id: &str,
+        person_ids: &[String],
+    ) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let touched = sqlx::query("UPDATE agency_groups SET id = id WHERE agency_id = $1 AND id = $2")
+            .bind(agency_id)
+            .bind(group_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        if touched.rows_affected() == 0 {
+            return Err($crate::StoreError::NotFound { what: "group" });
+        }
+        sqlx::query("DELETE FROM group_members WHERE group_id = $1")
+            .bind(group_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        let mut unique: Vec<&String> = person_ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for person_id in unique {
+            let inserted = sqlx::query(
+                "INSERT INTO group_members (group_id, person_id)
+                 SELECT $1, id FROM people WHERE id = $2 AND agency_id = $3",
+            )
+            .bind(group_id)
+            .bind(person_id)
+            .bind(agency_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+            if inserted.rows_affected() == 0 {
+                return Err($crate::StoreError::Invalid(format!("no person `{person_id}` in this agency")));
+            }
+        }
+        transaction.commit().await.map_err(sql_unavailable)?;
+        Ok(())
+    }
+
     async fn create_person(&self, person: $crate::NewPerson) -> $crate::StoreResult<$crate::Person> {
         $crate::check_text("display_name", &person.display_name)?;
         $crate::check_text("email", &person.email)?;
@@ -455,16 +569,19 @@ impl $crate::IdentityStore for $store {
             $crate::check_text("display_name", name)?;
         }
         let touched = sqlx::query(
-            "UPDATE people SET display_name = COALESCE($3, display_name), status = COALESCE($4, status)
+            "UPDATE people SET display_name = COALESCE($3, display_name), status = COALESCE($4, status),
+                 email = COALESCE($5, email), external_id = COALESCE($6, external_id)
              WHERE agency_id = $1 AND id = $2",
         )
         .bind(agency_id)
         .bind(id)
         .bind(&update.display_name)
         .bind(&update.status)
+        .bind(&update.email)
+        .bind(&update.external_id)
         .execute(&self.pool)
         .await
-        .map_err(sql_unavailable)?;
+        .map_err(|error| sql_write_error(error, "someone already has this e-mail address"))?;
         if touched.rows_affected() == 0 {
             return Err($crate::StoreError::NotFound { what: "person" });
         }
@@ -827,6 +944,70 @@ impl $crate::IdentityStore for $store {
                 .await
                 .map_err(sql_unavailable)?;
         Ok(touched.rows_affected())
+    }
+
+    async fn create_oidc_state(&self, state: &$crate::OidcState) -> $crate::StoreResult<()> {
+        sqlx::query("DELETE FROM oidc_states WHERE created_at < $1")
+            .bind(state.created_at - chrono::Duration::days(1))
+            .execute(&self.pool)
+            .await
+            .map_err(sql_unavailable)?;
+        sqlx::query(
+            "INSERT INTO oidc_states (state_hash, provider, nonce, code_verifier, return_to, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&state.state_hash)
+        .bind(&state.provider)
+        .bind(&state.nonce)
+        .bind(&state.code_verifier)
+        .bind(&state.return_to)
+        .bind(state.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| sql_write_error(error, "state exists"))?;
+        Ok(())
+    }
+
+    async fn consume_oidc_state(
+        &self,
+        state_hash: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> $crate::StoreResult<$crate::ConsumedState> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let claimed = sqlx::query(
+            "UPDATE oidc_states SET consumed_at = $2 WHERE state_hash = $1 AND consumed_at IS NULL",
+        )
+        .bind(state_hash)
+        .bind(at)
+        .execute(&mut *transaction)
+        .await
+        .map_err(sql_unavailable)?;
+        let row = sqlx::query(
+            "SELECT state_hash, provider, nonce, code_verifier, return_to, created_at
+             FROM oidc_states WHERE state_hash = $1",
+        )
+        .bind(state_hash)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(sql_unavailable)?;
+        transaction.commit().await.map_err(sql_unavailable)?;
+        let Some(row) = row else {
+            return Ok($crate::ConsumedState::Unknown);
+        };
+        if claimed.rows_affected() == 0 {
+            return Ok($crate::ConsumedState::AlreadyUsed);
+        }
+        let read = |row: &$row| -> Result<$crate::OidcState, sqlx::Error> {
+            Ok($crate::OidcState {
+                state_hash: sqlx::Row::try_get(row, "state_hash")?,
+                provider: sqlx::Row::try_get(row, "provider")?,
+                nonce: sqlx::Row::try_get(row, "nonce")?,
+                code_verifier: sqlx::Row::try_get(row, "code_verifier")?,
+                return_to: sqlx::Row::try_get(row, "return_to")?,
+                created_at: sqlx::Row::try_get(row, "created_at")?,
+            })
+        };
+        Ok($crate::ConsumedState::Fresh(read(&row).map_err(sql_unavailable)?))
     }
 
     async fn set_limits(&self, limits: &$crate::Limits) -> $crate::StoreResult<()> {

@@ -29,7 +29,7 @@ pub const TINY_MODEL: &str = "smollm2-135m-instruct";
 pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 /// Options for [`spawn_app_with`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppOptions {
     pub model: String,
     pub slots: u32,
@@ -43,7 +43,9 @@ pub struct AppOptions {
     pub local_model: bool,
     pub providers: Vec<civitas_config::ProviderConfig>,
     /// Last changes to the configuration (limits of sign-in, prices...).
-    pub tweak: fn(&mut Config),
+    pub tweak: Arc<dyn Fn(&mut Config) + Send + Sync>,
+    /// Listen here instead of a free port chosen by the system.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for AppOptions {
@@ -58,7 +60,8 @@ impl Default for AppOptions {
             embeddings: true,
             local_model: true,
             providers: Vec::new(),
-            tweak: |_| {},
+            tweak: Arc::new(|_| {}),
+            listen: None,
         }
     }
 }
@@ -71,6 +74,24 @@ pub struct TestPerson {
     pub email: String,
     pub key: String,
     pub key_id: String,
+}
+
+impl std::fmt::Debug for AppOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppOptions")
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A port free at the time of asking, for servers that must know their
+/// address before they start.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running server and what a test needs to talk to it.
@@ -187,7 +208,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
     };
     let application = Application::build(
         config,
-        Application::bind("127.0.0.1:0".parse().unwrap()).unwrap(),
+        Application::bind(options.listen.unwrap_or_else(|| "127.0.0.1:0".parse().unwrap())).unwrap(),
         Arc::clone(&store),
         models,
         Some(Secret::new(TEST_KEY)),

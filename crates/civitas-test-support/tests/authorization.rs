@@ -24,6 +24,9 @@ enum Rule {
     Anyone,
     /// A platform administrator; others get 403.
     Platform,
+    /// The agency's SCIM token only: every personal key gets 401 (the
+    /// SCIM token itself is tested in `scim.rs`).
+    Scim,
     /// One of these roles in the agency of the path (or a platform
     /// administrator); 403 in one's own agency without it, 404 elsewhere.
     Agency(&'static [Role]),
@@ -218,6 +221,41 @@ fn table() -> Vec<Row> {
             &[200],
             none,
         ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/scim-token",
+            Agency(policy::PEOPLE_MANAGERS),
+            &[201],
+            none,
+        ),
+        row(Method::GET, "/scim/v2/Users", Scim, &[], none),
+        row(Method::POST, "/scim/v2/Users", Scim, &[], |t| {
+            Some(json!({"userName": format!("{}@scim.example.gov", t.unique)}))
+        }),
+        row(Method::GET, "/scim/v2/Users/{id}", Scim, &[], none),
+        row(Method::PUT, "/scim/v2/Users/{id}", Scim, &[], |_| {
+            Some(json!({"userName": "x@scim.example.gov"}))
+        }),
+        row(Method::PATCH, "/scim/v2/Users/{id}", Scim, &[], |_| {
+            Some(json!({"Operations": []}))
+        }),
+        row(Method::DELETE, "/scim/v2/Users/{id}", Scim, &[], none),
+        row(Method::GET, "/scim/v2/Groups", Scim, &[], none),
+        row(Method::POST, "/scim/v2/Groups", Scim, &[], |t| {
+            Some(json!({"displayName": t.unique}))
+        }),
+        row(Method::GET, "/scim/v2/Groups/{id}", Scim, &[], none),
+        row(Method::PUT, "/scim/v2/Groups/{id}", Scim, &[], |_| {
+            Some(json!({"displayName": "x"}))
+        }),
+        row(Method::PATCH, "/scim/v2/Groups/{id}", Scim, &[], |_| {
+            Some(json!({"Operations": []}))
+        }),
+        row(Method::DELETE, "/scim/v2/Groups/{id}", Scim, &[], none),
+        row(Method::GET, "/scim/v2/ServiceProviderConfig", Scim, &[], none),
+        row(Method::GET, "/auth/providers", Public, &[200], none),
+        row(Method::GET, "/auth/oidc/{provider}/start", Public, &[404], none),
+        row(Method::GET, "/auth/oidc/callback", Public, &[400], none),
     ]
 }
 
@@ -226,6 +264,7 @@ fn fill(path: &str, targets: &Targets) -> String {
     path.replace("{agency_id}", targets.agency_id)
         .replace("{group_id}", targets.group_id)
         .replace("{person_id}", targets.person_id)
+        .replace("{provider}", "no-such-provider")
         .replace(
             "{key_id}",
             if own_key {
@@ -238,6 +277,10 @@ fn fill(path: &str, targets: &Targets) -> String {
             "{id}",
             if path.contains("conversations") {
                 targets.conversation_id
+            } else if path.starts_with("/scim/v2/Users") {
+                targets.person_id
+            } else if path.starts_with("/scim/v2/Groups") {
+                targets.group_id
             } else {
                 "no-such-model"
             },
@@ -308,6 +351,7 @@ fn expected(rule: Rule, role: Option<Role>, own_agency: bool) -> Option<u16> {
     match rule {
         Rule::Public | Rule::Anyone => None,
         Rule::Platform => (role != Some(Role::PlatformAdmin)).then_some(403),
+        Rule::Scim => Some(401),
         Rule::Agency(roles) => match role {
             Some(Role::PlatformAdmin) => None,
             Some(role) if roles.contains(&role) && own_agency => None,

@@ -402,13 +402,13 @@ async fn wait_for_limit(app: &TestApp, key: &str, scope: &str, check: impl Fn(&V
 #[tokio::test]
 async fn token_and_cost_budgets_refuse_once_spent_and_usage_adds_up() {
     let Some(app) = spawn_app_with(AppOptions {
-        tweak: |config| {
+        tweak: std::sync::Arc::new(|config| {
             config.prices = vec![civitas_config::PriceConfig {
                 model: civitas_test_support::TINY_MODEL.to_owned(),
                 input_per_million: 2.0,
                 output_per_million: 4.0,
             }];
-        },
+        }),
         ..AppOptions::default()
     })
     .await
@@ -573,7 +573,7 @@ const PASSWORD: &str = "Vélo-rouge-sous-la-pluie";
 #[tokio::test]
 async fn sessions_sign_in_rotate_need_csrf_and_end() {
     let Some(app) = spawn_app_with(AppOptions {
-        tweak: |config| config.auth.max_failed_logins = 3,
+        tweak: std::sync::Arc::new(|config| config.auth.max_failed_logins = 3),
         ..no_model()
     })
     .await

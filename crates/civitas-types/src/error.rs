@@ -74,6 +74,14 @@ error_codes! {
     SecondFactorRequired => ("second_factor_required", "authentication_error", 401),
     /// Too many failed sign-ins; retry after `Retry-After`.
     AccountLocked => ("account_locked", "rate_limit_error", 429),
+    /// Single sign-on failed: the provider refused, or its token is invalid
+    /// (signature, expiry, audience, issuer, nonce).
+    SsoFailed => ("sso_failed", "authentication_error", 401),
+    /// The sign-in attempt is unknown, expired or was already used.
+    SsoStateInvalid => ("sso_state_invalid", "invalid_request_error", 400),
+    /// The provider vouched for someone this installation does not admit
+    /// (domain not allowed, unverified or foreign e-mail address).
+    SsoNotAllowed => ("sso_not_allowed", "permission_error", 403),
     /// The account was disabled by an administrator.
     AccountDisabled => ("account_disabled", "permission_error", 403),
     /// The account awaits an administrator's approval.

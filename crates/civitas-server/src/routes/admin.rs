@@ -398,6 +398,7 @@ pub async fn update_person(
             PersonUpdate {
                 display_name: body.display_name.map(|name| name.trim().to_owned()),
                 status: body.status,
+                ..PersonUpdate::default()
             },
         )
         .await
@@ -705,4 +706,19 @@ pub async fn agency_usage(
         .await
         .map_err(ApiError::storage)?;
     Ok(Json(usage_answer("agency", &access.agency.id, since, data)))
+}
+
+#[utoipa::path(post, path = "/api/admin/agencies/{agency_id}/scim-token", operation_id = "createScimToken", tag = "admin",
+    summary = "Issue a SCIM provisioning token for the agency (shown once; revoke it like any key)",
+    params(("agency_id" = String, Path)),
+    responses((status = 201, body = CreatedKey), (status = 403, body = civitas_types::ErrorBody), (status = 404, body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_scim_token(
+    State(state): State<AppState>,
+    access: AgencyAccess<ManagePeople>,
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    let (key, secret) =
+        provision::create_scim_key(state.store.as_ref(), &access.agency, access.principal.id()).await?;
+    tracing::info!(key_id = %key.id, by = %access.principal.id(), "SCIM token issued");
+    Ok((StatusCode::CREATED, Json(CreatedKey { key, secret })))
 }

@@ -9,4 +9,6 @@ pub mod keys;
 pub mod me;
 pub mod models;
 pub mod remote;
+pub mod scim;
 pub mod session;
+pub mod sso;

@@ -87,7 +87,43 @@ async fn failed(state: &AppState, person_id: &str, failures_before: i64, error: 
     error
 }
 
-fn session_cookie(state: &AppState, value: &str, max_age_seconds: i64) -> Option<HeaderValue> {
+/// Opens a new session for `person_id` and ends the one presented in
+/// `headers`, if any (a new session id at every sign-in). Returns the
+/// cookie value (never stored) and the session.
+pub async fn start_session(
+    state: &AppState,
+    person_id: &str,
+    headers: &HeaderMap,
+) -> Result<(String, Session), ApiError> {
+    if let Some(previous) = cookie(headers, SESSION_COOKIE) {
+        state
+            .store
+            .revoke_session(&secret::hash(previous), civitas_store::now())
+            .await
+            .map_err(ApiError::storage)?;
+    }
+    let token = secret::random_token();
+    let absolute = chrono::Duration::hours(i64::from(state.config.auth.session_absolute_hours));
+    let created = civitas_store::now();
+    let session = Session {
+        id_hash: secret::hash(&token),
+        person_id: person_id.to_owned(),
+        csrf_token: secret::random_token(),
+        created_at: created,
+        last_seen_at: created,
+        expires_at: created + absolute,
+        revoked_at: None,
+    };
+    state
+        .store
+        .create_session(&session)
+        .await
+        .map_err(ApiError::storage)?;
+    Ok((token, session))
+}
+
+/// The `Set-Cookie` value of a session (an empty value and age 0 clear it).
+pub fn session_cookie(state: &AppState, value: &str, max_age_seconds: i64) -> Option<HeaderValue> {
     let secure = if state.config.auth.secure_cookies {
         "; Secure"
     } else {
@@ -175,31 +211,8 @@ pub async fn login(
             .await
             .map_err(ApiError::storage)?;
     }
-    // The session presented, if any, ends: a new id at every sign-in.
-    if let Some(previous) = cookie(&headers, SESSION_COOKIE) {
-        state
-            .store
-            .revoke_session(&secret::hash(previous), civitas_store::now())
-            .await
-            .map_err(ApiError::storage)?;
-    }
-    let token = secret::random_token();
-    let absolute = chrono::Duration::hours(i64::from(state.config.auth.session_absolute_hours));
-    let created = civitas_store::now();
-    let session = Session {
-        id_hash: secret::hash(&token),
-        person_id: person.id.clone(),
-        csrf_token: secret::random_token(),
-        created_at: created,
-        last_seen_at: created,
-        expires_at: created + absolute,
-        revoked_at: None,
-    };
-    state
-        .store
-        .create_session(&session)
-        .await
-        .map_err(ApiError::storage)?;
+    let (token, session) = start_session(&state, &person.id, &headers).await?;
+    let absolute = session.expires_at - session.created_at;
     tracing::info!(person_id = %person.id, "signed in");
     let mut response = Json(SignedIn {
         object: "session".to_owned(),

@@ -164,7 +164,7 @@ pub async fn groups_people_roles_and_models(store: &dyn Store) {
             &someone.id,
             PersonUpdate {
                 status: Some("disabled".to_owned()),
-                display_name: None,
+                ..PersonUpdate::default()
             },
         )
         .await
@@ -445,4 +445,93 @@ pub async fn charges_and_usage_summary(store: &dyn Store) {
         .await
         .unwrap();
     assert!(later.is_empty());
+}
+
+pub async fn group_membership_from_the_group_side(store: &dyn Store) {
+    let home = agency(store, None).await;
+    let other = agency(store, None).await;
+    let group = store
+        .create_group(&home.id, "provisioned", Some("idp-1"))
+        .await
+        .unwrap();
+    let first = person(store, &home.id).await;
+    let second = person(store, &home.id).await;
+    let stranger = person(store, &other.id).await;
+    store
+        .set_group_members(&home.id, &group.id, &[first.id.clone(), second.id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(store.group_members(&home.id, &group.id).await.unwrap().len(), 2);
+    let refused = store
+        .set_group_members(&home.id, &group.id, &[first.id.clone(), stranger.id.clone()])
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Invalid(_)), "{refused:?}");
+    assert_eq!(
+        store.group_members(&home.id, &group.id).await.unwrap().len(),
+        2,
+        "half-written"
+    );
+    assert!(store
+        .group_members(&other.id, &group.id)
+        .await
+        .unwrap()
+        .is_empty());
+    let renamed = store
+        .update_group(&home.id, &group.id, Some("renamed"), Some("idp-2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.external_id.as_deref()),
+        ("renamed", Some("idp-2"))
+    );
+    let moved = store
+        .update_person(
+            &home.id,
+            &first.id,
+            PersonUpdate {
+                email: Some(second.email.clone()),
+                ..PersonUpdate::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(moved, StoreError::Conflict(_)), "{moved:?}");
+    assert!(!store.delete_group(&other.id, &group.id).await.unwrap());
+    assert!(store.delete_group(&home.id, &group.id).await.unwrap());
+    assert!(store.grants(&first.id).await.unwrap().groups.is_empty());
+}
+
+pub async fn oidc_states_are_consumed_once(store: &dyn Store) {
+    let state = crate::OidcState {
+        state_hash: unique("state"),
+        provider: "sso".to_owned(),
+        nonce: "nonce".to_owned(),
+        code_verifier: "verifier".to_owned(),
+        return_to: "/".to_owned(),
+        created_at: crate::now(),
+    };
+    store.create_oidc_state(&state).await.unwrap();
+    let attempts = (0..5).map(|_| store.consume_oidc_state(&state.state_hash, Utc::now()));
+    let results = futures::future::join_all(attempts).await;
+    let fresh = results
+        .iter()
+        .filter(|result| matches!(result, Ok(crate::ConsumedState::Fresh(_))))
+        .count();
+    assert_eq!(fresh, 1, "{results:?}");
+    assert!(results.iter().all(|result| matches!(
+        result,
+        Ok(crate::ConsumedState::Fresh(_) | crate::ConsumedState::AlreadyUsed)
+    )));
+    match &results
+        .iter()
+        .find(|r| matches!(r, Ok(crate::ConsumedState::Fresh(_))))
+    {
+        Some(Ok(crate::ConsumedState::Fresh(found))) => assert_eq!(found, &state),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        store.consume_oidc_state("unknown", Utc::now()).await.unwrap(),
+        crate::ConsumedState::Unknown
+    );
 }

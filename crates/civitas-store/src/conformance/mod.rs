@@ -199,7 +199,9 @@ macro_rules! conformance_tests {
             login_failures_count_and_reset,
             concurrent_admissions_respect_the_limit_exactly,
             admission_is_all_or_nothing_across_scopes,
-            charges_and_usage_summary
+            charges_and_usage_summary,
+            group_membership_from_the_group_side,
+            oidc_states_are_consumed_once
         );
     };
     (@case $make:expr, $($name:ident),*) => {
