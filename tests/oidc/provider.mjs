@@ -61,7 +61,7 @@ function configuration(keys) {
       openid: ['sub'],
       email: ['email', 'email_verified'],
       profile: ['name'],
-      groups: ['groups', 'roles'],
+      groups: ['groups', 'roles', 'org'],
     },
     findAccount: async (_ctx, id) => ({
       accountId: id,

@@ -48,6 +48,12 @@ pub struct OidcConfig {
     pub display_name: String,
     /// Slug of the agency whose people sign in here.
     pub agency: String,
+    /// Dotted path of a claim naming the agency of each person (its slug),
+    /// for a provider shared by a ministry and the agencies below it; the
+    /// named agency must be `agency` or below it. Empty: everyone joins
+    /// `agency`.
+    #[serde(default)]
+    pub agency_claim: String,
     /// Issuer URL; discovery is read from `{issuer}/.well-known/openid-configuration`.
     pub issuer: String,
     pub client_id: String,

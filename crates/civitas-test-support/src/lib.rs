@@ -37,6 +37,9 @@ pub struct AppOptions {
     pub max_body_bytes: u64,
     pub context_length: u32,
     pub postgres: bool,
+    /// Open this PostgreSQL database instead of a fresh one (a second
+    /// replica of another test app).
+    pub database_url: Option<String>,
     /// Serve the embedding model too (when it is installed).
     pub embeddings: bool,
     /// Load `model` locally; `false` serves only `providers`.
@@ -57,6 +60,7 @@ impl Default for AppOptions {
             max_body_bytes: 256 * 1024,
             context_length: 2048,
             postgres: false,
+            database_url: None,
             embeddings: true,
             local_model: true,
             providers: Vec::new(),
@@ -97,6 +101,8 @@ pub fn free_port() -> u16 {
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub address: String,
+    /// The PostgreSQL database it uses, for a second replica.
+    pub database_url: Option<String>,
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub model: String,
@@ -151,11 +157,18 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
     // Tests talk plain HTTP to 127.0.0.1 through reqwest, not a browser.
     config.auth.secure_cookies = false;
     (options.tweak)(&mut config);
+    let mut database_url = None;
     let store: Arc<dyn Store> = if options.postgres {
-        let admin = std::env::var("CIVITAS_TEST_DATABASE_URL").expect("CIVITAS_TEST_DATABASE_URL");
-        let url = civitas_store_postgres::testing::create_fresh_database(&admin)
-            .await
-            .unwrap();
+        let url = match options.database_url.clone() {
+            Some(url) => url,
+            None => {
+                let admin = std::env::var("CIVITAS_TEST_DATABASE_URL").expect("CIVITAS_TEST_DATABASE_URL");
+                civitas_store_postgres::testing::create_fresh_database(&admin)
+                    .await
+                    .unwrap()
+            }
+        };
+        database_url = Some(url.clone());
         Arc::new(
             civitas_store_postgres::PostgresStore::open(&url, 4)
                 .await
@@ -222,6 +235,7 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
     }));
     Some(TestApp {
         address,
+        database_url,
         client: reqwest::Client::new(),
         store,
         model: if options.local_model {

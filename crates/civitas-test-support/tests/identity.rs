@@ -942,3 +942,68 @@ async fn agencies_nest_and_roles_apply_below() {
     assert_eq!(error_code(cross, 422).await["code"], "unresolved_reference");
     app.shutdown().await;
 }
+
+/// Two replicas on one PostgreSQL database: a session opened on one works
+/// on the other, and a key revoked on one is refused by the other at the
+/// next request.
+#[tokio::test]
+async fn revocation_and_sessions_hold_across_replicas() {
+    if std::env::var("CIVITAS_TEST_DATABASE_URL").is_err() {
+        eprintln!("notice: CIVITAS_TEST_DATABASE_URL unset; replica test skipped");
+        return;
+    }
+    let Some(first) = spawn_app_with(AppOptions {
+        postgres: true,
+        ..no_model()
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(second) = spawn_app_with(AppOptions {
+        postgres: true,
+        database_url: first.database_url.clone(),
+        ..no_model()
+    })
+    .await
+    else {
+        return;
+    };
+    let agency = first.new_agency("replicas").await;
+    let email = "roaming@replicas.example.gov";
+    let person = first
+        .new_person(&agency, email, &["member"], &[], Some(PASSWORD))
+        .await;
+    assert_eq!(
+        second
+            .call(Method::GET, "/v1/me", &person.key, None)
+            .await
+            .status(),
+        200
+    );
+    let signed_in = login(&first, email, PASSWORD, None).await;
+    let cookie = session_cookie(&signed_in);
+    let me = with_cookie(&second, Method::GET, "/v1/me", &cookie, None).await;
+    assert_eq!(me.status(), 200);
+    first
+        .call(Method::POST, "/auth/logout-all", &person.key, None)
+        .await;
+    assert_eq!(
+        with_cookie(&second, Method::GET, "/v1/me", &cookie, None)
+            .await
+            .status(),
+        401
+    );
+    first
+        .call(
+            Method::DELETE,
+            &format!("/api/keys/{}", person.key_id),
+            &person.key,
+            None,
+        )
+        .await;
+    let refused = second.call(Method::GET, "/v1/me", &person.key, None).await;
+    assert_eq!(error_code(refused, 401).await["code"], "api_key_revoked");
+    second.shutdown().await;
+    first.shutdown().await;
+}

@@ -173,6 +173,7 @@ async fn setup() -> Option<Setup> {
         name: name.to_owned(),
         display_name: format!("Sign in with {name}"),
         agency: agency.to_owned(),
+        agency_claim: String::new(),
         issuer: issuer.clone(),
         client_id: "civitas".to_owned(),
         client_secret: "env::CIVITAS_TEST_OIDC_SECRET".to_owned(),
@@ -200,7 +201,9 @@ async fn setup() -> Option<Setup> {
             let mut approval = provider("approval", "sso-approval");
             approval.require_approval = true;
             approval.roles_claim = String::new();
-            config.oidc = vec![staff, approval];
+            let mut ministry = provider("ministry", "sso-agency");
+            ministry.agency_claim = "org.unit".to_owned();
+            config.oidc = vec![staff, approval, ministry];
         }),
         ..AppOptions::default()
     })
@@ -390,6 +393,47 @@ async fn single_sign_on_with_a_real_provider() {
         .await
         .unwrap();
     assert_eq!(error_of(open_redirect, 400).await["param"], "return_to");
+
+    // A provider shared with the agencies below places people by a claim,
+    // and never in an agency outside its own.
+    let directorate = app
+        .admin(
+            Method::POST,
+            "/api/admin/agencies",
+            Some(&json!({"slug": "sso-directorate", "name": "Directorate", "parent_id": setup.agency})),
+        )
+        .await;
+    setup
+        .idp
+        .next_person(
+            "placed",
+            json!({"email": "placed@example.gov", "org": {"unit": "sso-directorate"}}),
+        )
+        .await;
+    let callback = to_callback(&setup, "ministry").await;
+    let placed = client.get(&callback).send().await.unwrap();
+    assert_eq!(placed.status(), 303);
+    let people = app
+        .admin(
+            Method::GET,
+            &format!(
+                "/api/admin/agencies/{}/people",
+                directorate["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(people["data"][0]["email"], "placed@example.gov");
+    setup
+        .idp
+        .next_person(
+            "stray",
+            json!({"email": "stray@example.gov", "org": {"unit": "sso-approval"}}),
+        )
+        .await;
+    let callback = to_callback(&setup, "ministry").await;
+    let stray = client.get(&callback).send().await.unwrap();
+    assert_eq!(error_of(stray, 403).await["code"], "sso_not_allowed");
 
     // With approval required, a new person waits until an administrator
     // approves them.

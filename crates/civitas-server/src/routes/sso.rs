@@ -193,6 +193,46 @@ fn state_invalid(message: &str) -> ApiError {
     ApiError::new(ErrorCode::SsoStateInvalid, message).with_param("state")
 }
 
+/// The agency a person joins: the provider's, or the one its
+/// `agency_claim` names at or below the provider's agency.
+async fn claimed_agency(
+    state: &AppState,
+    provider: &SsoProvider,
+    agency: Agency,
+    claims: &Value,
+) -> Result<Agency, ApiError> {
+    if provider.config.agency_claim.is_empty() {
+        return Ok(agency);
+    }
+    let not_allowed = |message: String| ApiError::new(ErrorCode::SsoNotAllowed, message);
+    let slug = claim_values(claims, &provider.config.agency_claim)
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            not_allowed(format!(
+                "the identity provider sent no agency (claim `{}`)",
+                provider.config.agency_claim
+            ))
+        })?;
+    let named = state
+        .store
+        .get_agency_by_slug(&slug)
+        .await
+        .map_err(ApiError::storage)?
+        .ok_or_else(|| not_allowed(format!("no agency `{slug}` here")))?;
+    let chain = state
+        .store
+        .agency_ancestors(&named.id)
+        .await
+        .map_err(ApiError::storage)?;
+    if !chain.contains(&agency.id) {
+        return Err(not_allowed(format!(
+            "this provider does not serve the agency `{slug}`"
+        )));
+    }
+    Ok(named)
+}
+
 /// Finds or creates the person behind `claims`, in the provider's agency.
 async fn provision_person(
     state: &AppState,
@@ -427,6 +467,7 @@ pub async fn callback(
                 ),
             )
         })?;
+    let agency = claimed_agency(&state, &provider, agency, &claims).await?;
     let person = provision_person(&state, &provider, &agency, &claims).await?;
     check_status(&person)?;
     sync_grants(&state, &provider, &person, &claims).await?;
