@@ -77,23 +77,17 @@ pub fn check_status(person: &Person) -> Result<(), ApiError> {
 
 async fn principal_for(
     state: &AppState,
-    person_id: &str,
+    person: Person,
+    version: i64,
     credential: Credential,
-) -> Result<Principal, ApiError> {
-    let person = state
-        .store
-        .get_person(person_id)
-        .await
-        .map_err(ApiError::storage)?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::InvalidApiKey,
-                "the account of this credential no longer exists",
-            )
-        })?;
+) -> Result<(Principal, i64), ApiError> {
     check_status(&person)?;
-    let grants = state.store.grants(person_id).await.map_err(ApiError::storage)?;
-    Ok(Principal::new(person, grants, credential))
+    let grants = state
+        .identity_cache
+        .grants(state.store.as_ref(), &person.id, version)
+        .await
+        .map_err(ApiError::storage)?;
+    Ok((Principal::new(person, grants, credential), version))
 }
 
 async fn from_key(
@@ -101,13 +95,14 @@ async fn from_key(
     token: &str,
     address: Option<IpAddr>,
     scim_route: bool,
-) -> Result<Principal, ApiError> {
-    let key = state
+) -> Result<(Principal, i64), ApiError> {
+    let holder = state
         .store
-        .find_api_key(&secret::hash(token))
+        .key_holder(&secret::hash(token))
         .await
         .map_err(ApiError::storage)?
         .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"))?;
+    let key = holder.credential;
     let now = Utc::now();
     if key.revoked_at.is_some() {
         return Err(ApiError::new(
@@ -152,22 +147,33 @@ async fn from_key(
             }
         });
     }
-    let person_id = key.person_id.clone();
-    principal_for(state, &person_id, Credential::Key(Box::new(key))).await
+    principal_for(
+        state,
+        holder.person,
+        holder.version,
+        Credential::Key(Box::new(key)),
+    )
+    .await
 }
 
 fn session_expired() -> ApiError {
     ApiError::new(ErrorCode::SessionExpired, "the session has ended; sign in again")
 }
 
-async fn from_session(state: &AppState, token: &str, safe: bool, csrf: &str) -> Result<Principal, ApiError> {
+async fn from_session(
+    state: &AppState,
+    token: &str,
+    safe: bool,
+    csrf: &str,
+) -> Result<(Principal, i64), ApiError> {
     let id_hash = secret::hash(token);
-    let session = state
+    let holder = state
         .store
-        .find_session(&id_hash)
+        .session_holder(&id_hash)
         .await
         .map_err(ApiError::storage)?
         .ok_or_else(session_expired)?;
+    let session = holder.credential;
     let now = Utc::now();
     let idle = chrono::Duration::minutes(i64::from(state.config.auth.session_idle_minutes));
     if session.revoked_at.is_some() || session.expires_at <= now || session.last_seen_at + idle <= now {
@@ -188,7 +194,8 @@ async fn from_session(state: &AppState, token: &str, safe: bool, csrf: &str) -> 
     }
     principal_for(
         state,
-        &session.person_id,
+        holder.person,
+        holder.version,
         Credential::Session {
             id_hash,
             csrf_token: session.csrf_token,
@@ -220,10 +227,10 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         ))
     };
     match resolved {
-        Ok(principal) => {
+        Ok((principal, version)) => {
             request
                 .extensions_mut()
-                .insert(crate::middleware::Caller::of(&principal));
+                .insert(crate::middleware::Caller::of(&principal, version));
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

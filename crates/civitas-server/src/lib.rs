@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod identity_cache;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
@@ -314,6 +315,7 @@ impl Application {
             sso: Arc::new(sso),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics: Arc::new(Metrics::default()),
+            identity_cache: Arc::default(),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),
@@ -414,6 +416,7 @@ mod tests {
             sso: Arc::new(Vec::new()),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics: Arc::new(Metrics::default()),
+            identity_cache: Arc::default(),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),

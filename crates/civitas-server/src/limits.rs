@@ -78,7 +78,15 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
         return ApiError::internal().into_response();
     };
-    let limits = match state.store.limits_for(&caller.limit_scopes).await {
+    let limits = match state
+        .identity_cache
+        .limits(
+            state.store.as_ref(),
+            &caller.limit_scopes,
+            caller.identity_version,
+        )
+        .await
+    {
         Ok(limits) => limits,
         Err(error) => return ApiError::storage(error).into_response(),
     };

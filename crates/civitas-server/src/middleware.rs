@@ -32,16 +32,19 @@ pub struct Caller {
     pub limit_scopes: Vec<String>,
     /// Scopes with limits this request was admitted under, to charge.
     pub charge: std::sync::Arc<Vec<String>>,
+    /// The identity version read with the credential.
+    pub identity_version: i64,
 }
 
 impl Caller {
-    pub fn of(principal: &civitas_identity::Principal) -> Caller {
+    pub fn of(principal: &civitas_identity::Principal, identity_version: i64) -> Caller {
         Caller {
             actor: principal.id().to_owned(),
             agency_id: principal.agency_id().to_owned(),
             key_id: principal.key().map(|key| key.id.clone()),
             limit_scopes: principal.limit_scopes(),
             charge: std::sync::Arc::default(),
+            identity_version,
         }
     }
 

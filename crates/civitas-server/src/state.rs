@@ -25,6 +25,8 @@ pub struct AppState {
     /// Embeddings computed at once (each uses one core).
     pub embedding_permits: Arc<tokio::sync::Semaphore>,
     pub metrics: Arc<Metrics>,
+    /// Grants and limits per person, valid while the identity version holds.
+    pub identity_cache: Arc<crate::identity_cache::IdentityCache>,
     pub recorder: RequestRecorder,
     pub shutting_down: Arc<AtomicBool>,
     pub started_at: Instant,

@@ -331,6 +331,17 @@ pub enum UsageOwner {
     Agency(String),
 }
 
+/// A credential with the person it belongs to and the identity version
+/// read in the same query (see [`IdentityStore::identity_version`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder<C> {
+    pub credential: C,
+    pub person: Person,
+    /// Grows with every change to roles, groups, memberships, model access
+    /// and limits; cached grants are valid while it stays the same.
+    pub version: i64,
+}
+
 /// A single sign-on attempt between the redirect to the provider and its
 /// callback.
 #[derive(Debug, Clone, PartialEq)]
@@ -433,6 +444,11 @@ pub trait IdentityStore: Send + Sync {
     async fn set_totp(&self, person_id: &str, secret: Option<&str>, confirmed: bool) -> StoreResult<()>;
 
     async fn create_api_key(&self, key: NewApiKey) -> StoreResult<ApiKey>;
+    /// The key with this hash, its owner and the identity version, in one
+    /// query (the authentication of every request).
+    async fn key_holder(&self, secret_hash: &str) -> StoreResult<Option<Holder<ApiKey>>>;
+    /// The session with this hash, its person and the identity version.
+    async fn session_holder(&self, id_hash: &str) -> StoreResult<Option<Holder<Session>>>;
     async fn find_api_key(&self, secret_hash: &str) -> StoreResult<Option<ApiKey>>;
     async fn get_api_key(&self, agency_id: &str, key_id: &str) -> StoreResult<Option<ApiKey>>;
     /// The agency's keys, or one person's when `person_id` is given.

@@ -69,6 +69,28 @@ fn sql_person_from_row(row: &$row) -> Result<$crate::Person, sqlx::Error> {
     })
 }
 
+/// The key columns of `api_keys k`, named as `sql_key_from_row` reads them.
+const SQL_KEY_COLUMNS_K: &str = "k.id, k.prefix, k.person_id, k.agency_id, k.name, k.kind, k.models,
+    k.ip_ranges, k.expires_at, k.revoked_at, k.last_used_at, k.created_by, k.created_at";
+
+/// The person columns of `people p`, prefixed for `sql_person_from_prefixed_row`.
+const SQL_PERSON_COLUMNS_P: &str = "p.id AS p_id, p.agency_id AS p_agency_id, p.email AS p_email,
+    p.display_name AS p_display_name, p.kind AS p_kind, p.status AS p_status,
+    p.external_id AS p_external_id, p.created_at AS p_created_at";
+
+fn sql_person_from_prefixed_row(row: &$row) -> Result<$crate::Person, sqlx::Error> {
+    Ok($crate::Person {
+        id: sqlx::Row::try_get(row, "p_id")?,
+        agency_id: sqlx::Row::try_get(row, "p_agency_id")?,
+        email: sqlx::Row::try_get(row, "p_email")?,
+        display_name: sqlx::Row::try_get(row, "p_display_name")?,
+        kind: sqlx::Row::try_get(row, "p_kind")?,
+        status: sqlx::Row::try_get(row, "p_status")?,
+        external_id: sqlx::Row::try_get(row, "p_external_id")?,
+        created_at: sqlx::Row::try_get(row, "p_created_at")?,
+    })
+}
+
 const SQL_KEY_COLUMNS: &str = "id, prefix, person_id, agency_id, name, kind, models, ip_ranges, expires_at,
     revoked_at, last_used_at, created_by, created_at";
 
@@ -153,6 +175,23 @@ impl $store {
                 group.models.push(model);
             }
         }
+        Ok(())
+    }
+
+    /// Moves the identity version: every server reloads cached grants.
+    async fn sql_bump_version(transaction: &mut sqlx::Transaction<'_, $db>) -> $crate::StoreResult<()> {
+        sqlx::query("UPDATE identity_version SET version = version + 1 WHERE id = 1")
+            .execute(&mut **transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        Ok(())
+    }
+
+    async fn sql_bump_version_now(&self) -> $crate::StoreResult<()> {
+        sqlx::query("UPDATE identity_version SET version = version + 1 WHERE id = 1")
+            .execute(&self.pool)
+            .await
+            .map_err(sql_unavailable)?;
         Ok(())
     }
 
@@ -377,6 +416,7 @@ impl $crate::IdentityStore for $store {
                 .await
                 .map_err(sql_unavailable)?;
         }
+        Self::sql_bump_version(&mut transaction).await?;
         transaction.commit().await.map_err(sql_unavailable)?;
         self.get_group(agency_id, group_id)
             .await?
@@ -407,6 +447,7 @@ impl $crate::IdentityStore for $store {
         if touched.rows_affected() == 0 {
             return Err($crate::StoreError::NotFound { what: "group" });
         }
+        self.sql_bump_version_now().await?;
         self.get_group(agency_id, group_id)
             .await?
             .ok_or($crate::StoreError::NotFound { what: "group" })
@@ -435,6 +476,7 @@ impl $crate::IdentityStore for $store {
                 .await
                 .map_err(sql_unavailable)?;
         }
+        Self::sql_bump_version(&mut transaction).await?;
         transaction.commit().await.map_err(sql_unavailable)?;
         Ok(true)
     }
@@ -493,6 +535,7 @@ impl $crate::IdentityStore for $store {
                 return Err($crate::StoreError::Invalid(format!("no person `{person_id}` in this agency")));
             }
         }
+        Self::sql_bump_version(&mut transaction).await?;
         transaction.commit().await.map_err(sql_unavailable)?;
         Ok(())
     }
@@ -627,6 +670,7 @@ impl $crate::IdentityStore for $store {
                 return Err($crate::StoreError::Invalid(format!("no group `{group_id}` in this agency")));
             }
         }
+        Self::sql_bump_version(&mut transaction).await?;
         transaction.commit().await.map_err(sql_unavailable)?;
         Ok(())
     }
@@ -651,6 +695,7 @@ impl $crate::IdentityStore for $store {
                 .await
                 .map_err(|error| sql_write_error(error, "duplicate role"))?;
         }
+        Self::sql_bump_version(&mut transaction).await?;
         transaction.commit().await.map_err(sql_unavailable)?;
         Ok(())
     }
@@ -814,6 +859,55 @@ impl $crate::IdentityStore for $store {
         .await
         .map_err(|error| sql_write_error(error, "this key already exists"))?;
         Ok(row)
+    }
+
+    async fn key_holder(
+        &self,
+        secret_hash: &str,
+    ) -> $crate::StoreResult<Option<$crate::Holder<$crate::ApiKey>>> {
+        let row = sqlx::query(&format!(
+            "SELECT {SQL_KEY_COLUMNS_K}, {SQL_PERSON_COLUMNS_P},
+                 (SELECT version FROM identity_version WHERE id = 1) AS identity_version
+             FROM api_keys k JOIN people p ON p.id = k.person_id WHERE k.secret_hash = $1"
+        ))
+        .bind(secret_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        let read = |row: &$row| -> Result<$crate::Holder<$crate::ApiKey>, sqlx::Error> {
+            Ok($crate::Holder {
+                credential: sql_key_from_row(row)?,
+                person: sql_person_from_prefixed_row(row)?,
+                version: sqlx::Row::try_get(row, "identity_version")?,
+            })
+        };
+        read(&row).map(Some).map_err(sql_unavailable)
+    }
+
+    async fn session_holder(
+        &self,
+        id_hash: &str,
+    ) -> $crate::StoreResult<Option<$crate::Holder<$crate::Session>>> {
+        let row = sqlx::query(&format!(
+            "SELECT s.id_hash, s.person_id, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at,
+                 s.revoked_at, {SQL_PERSON_COLUMNS_P},
+                 (SELECT version FROM identity_version WHERE id = 1) AS identity_version
+             FROM sessions s JOIN people p ON p.id = s.person_id WHERE s.id_hash = $1"
+        ))
+        .bind(id_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        let read = |row: &$row| -> Result<$crate::Holder<$crate::Session>, sqlx::Error> {
+            Ok($crate::Holder {
+                credential: sql_session_from_row(row)?,
+                person: sql_person_from_prefixed_row(row)?,
+                version: sqlx::Row::try_get(row, "identity_version")?,
+            })
+        };
+        read(&row).map(Some).map_err(sql_unavailable)
     }
 
     async fn find_api_key(&self, secret_hash: &str) -> $crate::StoreResult<Option<$crate::ApiKey>> {
@@ -1028,6 +1122,7 @@ impl $crate::IdentityStore for $store {
         .execute(&self.pool)
         .await
         .map_err(|error| sql_write_error(error, "limits exist"))?;
+        self.sql_bump_version_now().await?;
         Ok(())
     }
 
@@ -1038,6 +1133,7 @@ impl $crate::IdentityStore for $store {
             .execute(&self.pool)
             .await
             .map_err(sql_unavailable)?;
+        self.sql_bump_version_now().await?;
         Ok(touched.rows_affected() > 0)
     }
 

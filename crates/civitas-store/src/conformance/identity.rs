@@ -535,3 +535,73 @@ pub async fn oidc_states_are_consumed_once(store: &dyn Store) {
         crate::ConsumedState::Unknown
     );
 }
+
+pub async fn holders_carry_the_person_and_a_version_that_moves(store: &dyn Store) {
+    let home = agency(store, None).await;
+    let owner = person(store, &home.id).await;
+    let hash = unique("holder");
+    let key = store.create_api_key(new_key(&owner, &hash)).await.unwrap();
+    let held = store.key_holder(&hash).await.unwrap().unwrap();
+    assert_eq!(
+        (held.credential.id.as_str(), held.person.id.as_str()),
+        (key.id.as_str(), owner.id.as_str())
+    );
+    assert_eq!(held.person, owner);
+    assert!(store.key_holder("no-such-hash").await.unwrap().is_none());
+    let group = store.create_group(&home.id, "versioned", None).await.unwrap();
+    let mut last = held.version;
+    let mut moved = |version: i64, what: &str| {
+        assert!(version > last, "{what} did not move the identity version");
+        last = version;
+    };
+    store
+        .set_roles(&owner.id, &home.id, &["auditor".to_owned()])
+        .await
+        .unwrap();
+    moved(
+        store.key_holder(&hash).await.unwrap().unwrap().version,
+        "set_roles",
+    );
+    store
+        .set_memberships(&home.id, &owner.id, std::slice::from_ref(&group.id))
+        .await
+        .unwrap();
+    moved(
+        store.key_holder(&hash).await.unwrap().unwrap().version,
+        "set_memberships",
+    );
+    store
+        .set_group_models(&home.id, &group.id, &["m".to_owned()])
+        .await
+        .unwrap();
+    moved(
+        store.key_holder(&hash).await.unwrap().unwrap().version,
+        "set_group_models",
+    );
+    store
+        .set_limits(&limits(&format!("group:{}", group.id), &home.id, Some(5)))
+        .await
+        .unwrap();
+    moved(
+        store.key_holder(&hash).await.unwrap().unwrap().version,
+        "set_limits",
+    );
+    store.delete_group(&home.id, &group.id).await.unwrap();
+    moved(
+        store.key_holder(&hash).await.unwrap().unwrap().version,
+        "delete_group",
+    );
+    let now = crate::now();
+    let session = Session {
+        id_hash: unique("session"),
+        person_id: owner.id.clone(),
+        csrf_token: "csrf".to_owned(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + Duration::hours(1),
+        revoked_at: None,
+    };
+    store.create_session(&session).await.unwrap();
+    let held = store.session_holder(&session.id_hash).await.unwrap().unwrap();
+    assert_eq!((held.credential, held.person.id), (session, owner.id));
+}

@@ -201,7 +201,8 @@ macro_rules! conformance_tests {
             admission_is_all_or_nothing_across_scopes,
             charges_and_usage_summary,
             group_membership_from_the_group_side,
-            oidc_states_are_consumed_once
+            oidc_states_are_consumed_once,
+            holders_carry_the_person_and_a_version_that_moves
         );
     };
     (@case $make:expr, $($name:ident),*) => {
