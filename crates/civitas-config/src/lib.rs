@@ -474,13 +474,10 @@ impl Config {
                     "each provider needs a unique, non-empty name",
                 ));
             }
-            if !provider.base_url.starts_with("http://") {
+            if !provider.base_url.starts_with("http://") && !provider.base_url.starts_with("https://") {
                 return Err(invalid(
                     "providers.base_url",
-                    format!(
-                        "`{}`: only http:// is supported for now; reach an https provider through the agency's TLS proxy",
-                        provider.base_url
-                    ),
+                    format!("`{}` is not an http:// or https:// URL", provider.base_url),
                 ));
             }
             if provider.models.is_empty() || provider.models.iter().any(|m| m.trim().is_empty()) {

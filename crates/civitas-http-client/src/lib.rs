@@ -4,7 +4,10 @@
 //! each destination against an [`AddressPolicy`]: by default internal
 //! addresses (loopback, private ranges, link-local, cloud metadata) are
 //! refused unless their host is explicitly allow-listed, e.g. an agency's
-//! own inference server.
+//! own inference server. HTTPS is verified (rustls) against the system's
+//! trusted certificates, so an agency's own certificate authority is
+//! trusted once installed in the system store (or named by
+//! `SSL_CERT_FILE`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
@@ -22,6 +25,20 @@ pub enum HttpClientError {
     BodyTooLarge { limit: usize },
     #[error("request failed: {0}")]
     Transport(String),
+}
+
+/// A transport failure with its causes ("error sending request: ...:
+/// invalid peer certificate: UnknownIssuer"), so that an administrator
+/// sees why a provider could not be reached.
+fn transport(error: reqwest::Error) -> HttpClientError {
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    HttpClientError::Transport(message)
 }
 
 /// Which destinations may be called.
@@ -119,7 +136,7 @@ impl HttpClient {
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+            .map_err(transport)?;
         Ok(HttpClient {
             inner,
             policy,
@@ -141,20 +158,13 @@ impl HttpClient {
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
-        request
-            .send()
-            .await
-            .map_err(|error| HttpClientError::Transport(error.to_string()))
+        request.send().await.map_err(transport)
     }
 
     /// Reads a response body, refusing more than the client's limit.
     pub async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Vec<u8>, HttpClientError> {
         let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|error| HttpClientError::Transport(error.to_string()))?
-        {
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if body.len() + chunk.len() > self.max_body_bytes {
                 return Err(HttpClientError::BodyTooLarge {
                     limit: self.max_body_bytes,
@@ -172,10 +182,7 @@ impl HttpClient {
     }
 
     async fn answer(&self, request: reqwest::RequestBuilder) -> Result<Answer, HttpClientError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+        let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()
@@ -219,12 +226,7 @@ impl HttpClient {
     pub async fn get_bytes(&self, url: &str) -> Result<Vec<u8>, HttpClientError> {
         let parsed = url::Url::parse(url).map_err(|error| HttpClientError::InvalidUrl(error.to_string()))?;
         self.policy.check(&parsed).await?;
-        let response = self
-            .inner
-            .get(parsed)
-            .send()
-            .await
-            .map_err(|error| HttpClientError::Transport(error.to_string()))?;
+        let response = self.inner.get(parsed).send().await.map_err(transport)?;
         self.read_bounded(response).await
     }
 }
