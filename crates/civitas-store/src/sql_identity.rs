@@ -178,6 +178,69 @@ impl $store {
         Ok(())
     }
 
+    /// Replaces the memberships of one group (`by_group`) or of one person
+    /// with `others`, all or nothing; everything must be in `agency_id`.
+    async fn sql_replace_memberships(
+        &self,
+        agency_id: &str,
+        owner: &str,
+        others: &[String],
+        by_group: bool,
+    ) -> $crate::StoreResult<()> {
+        let (lock, clear, insert, what, other) = if by_group {
+            (
+                "UPDATE agency_groups SET id = id WHERE agency_id = $1 AND id = $2",
+                "DELETE FROM group_members WHERE group_id = $1",
+                "INSERT INTO group_members (group_id, person_id)
+                 SELECT $1, id FROM people WHERE id = $2 AND agency_id = $3",
+                "group",
+                "person",
+            )
+        } else {
+            (
+                "UPDATE people SET id = id WHERE agency_id = $1 AND id = $2",
+                "DELETE FROM group_members WHERE person_id = $1",
+                "INSERT INTO group_members (group_id, person_id)
+                 SELECT id, $1 FROM agency_groups WHERE id = $2 AND agency_id = $3",
+                "person",
+                "group",
+            )
+        };
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let touched = sqlx::query(lock)
+            .bind(agency_id)
+            .bind(owner)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        if touched.rows_affected() == 0 {
+            return Err($crate::StoreError::NotFound { what });
+        }
+        sqlx::query(clear)
+            .bind(owner)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        let mut unique: Vec<&String> = others.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for id in unique {
+            let inserted = sqlx::query(insert)
+                .bind(owner)
+                .bind(id)
+                .bind(agency_id)
+                .execute(&mut *transaction)
+                .await
+                .map_err(sql_unavailable)?;
+            if inserted.rows_affected() == 0 {
+                return Err($crate::StoreError::Invalid(format!("no {other} `{id}` in this agency")));
+            }
+        }
+        Self::sql_bump_version(&mut transaction).await?;
+        transaction.commit().await.map_err(sql_unavailable)?;
+        Ok(())
+    }
+
     /// Moves the identity version: every server reloads cached grants.
     async fn sql_bump_version(transaction: &mut sqlx::Transaction<'_, $db>) -> $crate::StoreResult<()> {
         sqlx::query("UPDATE identity_version SET version = version + 1 WHERE id = 1")
@@ -502,42 +565,7 @@ impl $crate::IdentityStore for $store {
         group_id: &str,
         person_ids: &[String],
     ) -> $crate::StoreResult<()> {
-        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
-        let touched = sqlx::query("UPDATE agency_groups SET id = id WHERE agency_id = $1 AND id = $2")
-            .bind(agency_id)
-            .bind(group_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(sql_unavailable)?;
-        if touched.rows_affected() == 0 {
-            return Err($crate::StoreError::NotFound { what: "group" });
-        }
-        sqlx::query("DELETE FROM group_members WHERE group_id = $1")
-            .bind(group_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(sql_unavailable)?;
-        let mut unique: Vec<&String> = person_ids.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for person_id in unique {
-            let inserted = sqlx::query(
-                "INSERT INTO group_members (group_id, person_id)
-                 SELECT $1, id FROM people WHERE id = $2 AND agency_id = $3",
-            )
-            .bind(group_id)
-            .bind(person_id)
-            .bind(agency_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(sql_unavailable)?;
-            if inserted.rows_affected() == 0 {
-                return Err($crate::StoreError::Invalid(format!("no person `{person_id}` in this agency")));
-            }
-        }
-        Self::sql_bump_version(&mut transaction).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
-        Ok(())
+        self.sql_replace_memberships(agency_id, group_id, person_ids, true).await
     }
 
     async fn create_person(&self, person: $crate::NewPerson) -> $crate::StoreResult<$crate::Person> {
@@ -637,42 +665,7 @@ impl $crate::IdentityStore for $store {
         person_id: &str,
         group_ids: &[String],
     ) -> $crate::StoreResult<()> {
-        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
-        let touched = sqlx::query("UPDATE people SET id = id WHERE agency_id = $1 AND id = $2")
-            .bind(agency_id)
-            .bind(person_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(sql_unavailable)?;
-        if touched.rows_affected() == 0 {
-            return Err($crate::StoreError::NotFound { what: "person" });
-        }
-        sqlx::query("DELETE FROM group_members WHERE person_id = $1")
-            .bind(person_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(sql_unavailable)?;
-        let mut unique: Vec<&String> = group_ids.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for group_id in unique {
-            let inserted = sqlx::query(
-                "INSERT INTO group_members (group_id, person_id)
-                 SELECT id, $2 FROM agency_groups WHERE id = $1 AND agency_id = $3",
-            )
-            .bind(group_id)
-            .bind(person_id)
-            .bind(agency_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(sql_unavailable)?;
-            if inserted.rows_affected() == 0 {
-                return Err($crate::StoreError::Invalid(format!("no group `{group_id}` in this agency")));
-            }
-        }
-        Self::sql_bump_version(&mut transaction).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
-        Ok(())
+        self.sql_replace_memberships(agency_id, person_id, group_ids, false).await
     }
 
     async fn set_roles(&self, person_id: &str, agency_id: &str, roles: &[String]) -> $crate::StoreResult<()> {

@@ -313,7 +313,8 @@ async fn serve(mut config: Config, listen: Option<std::net::SocketAddr>, no_pull
     if let Some(embedding_name) = embedding_name {
         println!("  embeddings: model `{embedding_name}`");
     }
-    println!("  API key: read from {key_source}");
+    println!("  API key: read from {key_source} (a platform-administrator key)");
+    println!("  people: `civitas admin create --email you@agency.gov`, then sign in at /auth/login");
     println!("  stop with Ctrl-C");
     application.run_until(shutdown_signal()).await?;
     Ok(())
