@@ -61,6 +61,11 @@ pub struct OidcConfig {
     /// empty for a public client (PKCE only).
     #[serde(default)]
     pub client_secret: String,
+    /// How the client secret is sent to the token endpoint:
+    /// `client_secret_basic` (HTTP basic, the default) or
+    /// `client_secret_post` (in the form).
+    #[serde(default = "default_client_auth")]
+    pub client_auth: String,
     /// This installation's callback URL as registered at the provider,
     /// ending in `/auth/oidc/callback`.
     pub redirect_url: String,
@@ -101,6 +106,10 @@ pub struct OidcConfig {
 
 fn default_oidc_scopes() -> Vec<String> {
     vec!["openid".to_owned(), "email".to_owned(), "profile".to_owned()]
+}
+
+fn default_client_auth() -> String {
+    "client_secret_basic".to_owned()
 }
 
 fn default_email_claim() -> String {
@@ -437,6 +446,15 @@ impl Config {
             if !oidc.client_secret.is_empty() {
                 SecretLocation::parse(&oidc.client_secret)
                     .map_err(|message| invalid("oidc.client_secret", message))?;
+            }
+            if !matches!(
+                oidc.client_auth.as_str(),
+                "client_secret_basic" | "client_secret_post"
+            ) {
+                return Err(invalid(
+                    "oidc.client_auth",
+                    "use `client_secret_basic` or `client_secret_post`",
+                ));
             }
             if !oidc.scopes.iter().any(|scope| scope == "openid") {
                 return Err(invalid("oidc.scopes", "must include `openid`"));

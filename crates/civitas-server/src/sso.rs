@@ -177,12 +177,17 @@ impl SsoProvider {
             ("redirect_uri", self.config.redirect_url.as_str()),
             ("code_verifier", verifier),
         ];
-        let basic = self
-            .secret
-            .as_ref()
-            .map(|secret| (self.config.client_id.as_str(), secret.expose()));
-        if basic.is_none() {
-            form.push(("client_id", self.config.client_id.as_str()));
+        let mut basic = None;
+        match &self.secret {
+            Some(secret) if self.config.client_auth == "client_secret_basic" => {
+                basic = Some((self.config.client_id.as_str(), secret.expose()));
+            }
+            Some(secret) => {
+                form.push(("client_id", self.config.client_id.as_str()));
+                form.push(("client_secret", secret.expose()));
+            }
+            // A public client proves itself with PKCE alone.
+            None => form.push(("client_id", self.config.client_id.as_str())),
         }
         let answer = self
             .http

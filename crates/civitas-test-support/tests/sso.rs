@@ -177,6 +177,7 @@ async fn setup() -> Option<Setup> {
         issuer: issuer.clone(),
         client_id: "civitas".to_owned(),
         client_secret: "env::CIVITAS_TEST_OIDC_SECRET".to_owned(),
+        client_auth: "client_secret_basic".to_owned(),
         redirect_url: redirect.clone(),
         scopes: vec!["openid".into(), "email".into(), "profile".into(), "groups".into()],
         email_claim: "email".to_owned(),
@@ -192,6 +193,8 @@ async fn setup() -> Option<Setup> {
         clock_skew_seconds: 60,
     };
     std::env::set_var("CIVITAS_TEST_OIDC_SECRET", "civitas-test-client-secret");
+    std::env::set_var("CIVITAS_TEST_OIDC_POST_SECRET", "civitas-test-post-secret");
+    std::env::set_var("CIVITAS_TEST_OIDC_WRONG_SECRET", "not-the-secret");
     let app = spawn_app_with(AppOptions {
         local_model: false,
         embeddings: false,
@@ -203,7 +206,13 @@ async fn setup() -> Option<Setup> {
             approval.roles_claim = String::new();
             let mut ministry = provider("ministry", "sso-agency");
             ministry.agency_claim = "org.unit".to_owned();
-            config.oidc = vec![staff, approval, ministry];
+            // Another client, whose secret goes in the form.
+            ministry.client_id = "civitas-post".to_owned();
+            ministry.client_secret = "env::CIVITAS_TEST_OIDC_POST_SECRET".to_owned();
+            ministry.client_auth = "client_secret_post".to_owned();
+            let mut wrong_secret = provider("wrong-secret", "sso-agency");
+            wrong_secret.client_secret = "env::CIVITAS_TEST_OIDC_WRONG_SECRET".to_owned();
+            config.oidc = vec![staff, approval, ministry, wrong_secret];
         }),
         ..AppOptions::default()
     })
@@ -353,6 +362,15 @@ async fn single_sign_on_with_a_real_provider() {
         );
     }
     setup.idp.mode("normal").await;
+
+    // A client secret the provider does not accept: refused, and said so.
+    let callback = to_callback(&setup, "wrong-secret").await;
+    let refused = client.get(&callback).send().await.unwrap();
+    let error = error_of(refused, 401).await;
+    assert!(
+        error["message"].as_str().unwrap().contains("invalid_client"),
+        "{error}"
+    );
 
     // Addresses outside the allowed domains are refused.
     setup
