@@ -170,6 +170,10 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// Seconds given to streams in flight when the server is asked to stop.
     pub shutdown_grace_seconds: u64,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
+    /// is believed for the client's address (API keys bound to address
+    /// ranges); empty: the connection's peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[database]`
@@ -245,6 +249,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
             max_body_bytes: 4 * 1024 * 1024,
             shutdown_grace_seconds: 15,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -294,6 +299,25 @@ impl Default for LoggingConfig {
             level: "info".to_owned(),
         }
     }
+}
+
+/// An address or CIDR range as (network address, prefix length).
+pub fn parse_range(text: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let address: std::net::IpAddr = address.trim().parse().ok()?;
+    let bits = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        Some(prefix) => prefix
+            .trim()
+            .parse::<u8>()
+            .ok()
+            .filter(|prefix| *prefix <= bits)?,
+        None => bits,
+    };
+    Some((address, prefix))
 }
 
 /// Why the configuration was refused. Every message names the key.
@@ -375,6 +399,14 @@ impl Config {
                 "database.url",
                 "must be empty (SQLite in the data directory), sqlite://PATH or postgres://...",
             ));
+        }
+        for proxy in &self.server.trusted_proxies {
+            if parse_range(proxy).is_none() {
+                return Err(invalid(
+                    "server.trusted_proxies",
+                    format!("`{proxy}` is not an address or a CIDR range"),
+                ));
+            }
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

@@ -53,11 +53,33 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
         .map(|(_, value)| value)
 }
 
-fn client_address(request: &Request) -> Option<IpAddr> {
-    request
+/// The client's address: the connection's peer, or, when the peer is a
+/// trusted proxy, the right-most address of `X-Forwarded-For` that is not
+/// itself a trusted proxy (entries further left are the client's own say).
+fn client_address(request: &Request, trusted: &[String]) -> Option<IpAddr> {
+    let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(address)| address.ip())
+        .map(|ConnectInfo(address)| address.ip())?;
+    let is_trusted = |address: IpAddr| civitas_identity::provision::address_allowed(trusted, address);
+    if trusted.is_empty() || !is_trusted(peer) {
+        return Some(peer);
+    }
+    let forwarded: Vec<IpAddr> = request
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|part| part.trim().parse::<IpAddr>().ok())
+        .collect::<Option<Vec<_>>>()?;
+    Some(
+        forwarded
+            .into_iter()
+            .rev()
+            .find(|address| !is_trusted(*address))
+            .unwrap_or(peer),
+    )
 }
 
 /// Refuses accounts that may not act.
@@ -209,7 +231,8 @@ async fn from_session(
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let resolved = if let Some(token) = bearer(&request).map(str::to_owned) {
         let scim_route = request.uri().path().starts_with("/scim/");
-        from_key(&state, &token, client_address(&request), scim_route).await
+        let address = client_address(&request, &state.config.server.trusted_proxies);
+        from_key(&state, &token, address, scim_route).await
     } else if let Some(token) = cookie(request.headers(), SESSION_COOKIE) {
         let token = token.to_owned();
         let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);

@@ -1007,3 +1007,59 @@ async fn revocation_and_sessions_hold_across_replicas() {
     second.shutdown().await;
     first.shutdown().await;
 }
+
+/// Behind a trusted reverse proxy the client's address comes from
+/// `X-Forwarded-For`; from anyone else that header is ignored.
+#[tokio::test]
+async fn key_address_ranges_believe_only_trusted_proxies() {
+    for trusted in [true, false] {
+        let Some(app) = spawn_app_with(AppOptions {
+            tweak: std::sync::Arc::new(move |config| {
+                if trusted {
+                    config.server.trusted_proxies = vec!["127.0.0.1".to_owned()];
+                }
+            }),
+            ..no_model()
+        })
+        .await
+        else {
+            return;
+        };
+        let agency = app.new_agency("proxied").await;
+        let person = app
+            .new_person(&agency, "office@proxied.example.gov", &["member"], &[], None)
+            .await;
+        let created: Value = app
+            .call(
+                Method::POST,
+                "/api/keys",
+                &person.key,
+                Some(&json!({"name": "office", "ip_ranges": ["10.1.0.0/16"]})),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let key = created["secret"].as_str().unwrap().to_owned();
+        let from = |forwarded: Option<&'static str>| {
+            let mut request = app.client.get(app.url("/v1/me")).bearer_auth(&key);
+            if let Some(value) = forwarded {
+                request = request.header("x-forwarded-for", value);
+            }
+            request.send()
+        };
+        let office = from(Some("10.1.2.3")).await.unwrap().status().as_u16();
+        assert_eq!(
+            office,
+            if trusted { 200 } else { 403 },
+            "trusted proxy: {trusted}"
+        );
+        // The right-most untrusted hop is the client; what it claims to its
+        // left proves nothing.
+        let spoofed = from(Some("10.1.2.3, 192.0.2.9")).await.unwrap();
+        assert_eq!(error_code(spoofed, 403).await["code"], "address_not_allowed");
+        assert_eq!(from(None).await.unwrap().status(), 403);
+        assert_eq!(from(Some("not-an-address")).await.unwrap().status(), 403);
+        app.shutdown().await;
+    }
+}
