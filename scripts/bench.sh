@@ -10,6 +10,7 @@ set -euo pipefail
 PART="${1:-all}"
 cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh
+bash scripts/web-assets.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 cargo build --release --locked -p civitas -p civitas-bench

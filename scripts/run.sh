@@ -5,5 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prerequisites.sh
+bash scripts/web-assets.sh
 cargo build --release --locked -p civitas
 exec "${CARGO_TARGET_DIR:-target}/release/civitas" serve "$@"

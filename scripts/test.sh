@@ -14,13 +14,9 @@ python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest
 
 # A real OpenID provider (the `oidc-provider` package) for the single
 # sign-on tests, from the lock file.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    echo "installing node and npm (single sign-on tests)"
-    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=""; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
-fi
 (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
+# The workspace's assets (embedded in the binary) from npm.
+bash scripts/web-assets.sh
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 export CIVITAS_TEST_MODELS_DIR="${CIVITAS_TEST_MODELS_DIR:-$HOME/.cache/civitas/models}"

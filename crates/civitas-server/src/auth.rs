@@ -182,7 +182,9 @@ fn session_expired() -> ApiError {
     ApiError::new(ErrorCode::SessionExpired, "the session has ended; sign in again")
 }
 
-async fn from_session(
+/// The principal of a session cookie's value; `safe` requests need no
+/// CSRF token, others must send `csrf`.
+pub async fn from_session(
     state: &AppState,
     token: &str,
     safe: bool,

@@ -147,6 +147,34 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
+    let (token, session) = password_sign_in(&state, &headers, body).await?;
+    let absolute = session.expires_at - session.created_at;
+    let mut response = Json(SignedIn {
+        object: "session".to_owned(),
+        person_id: session.person_id,
+        csrf_token: session.csrf_token,
+        expires_at: session.expires_at,
+        idle_timeout_minutes: state.config.auth.session_idle_minutes,
+    })
+    .into_response();
+    if let Some(value) = session_cookie(&state, &token, absolute.num_seconds()) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Checks an e-mail address, password and (if the account has one) second
+/// factor, counting failures and locking at the limit, then opens a
+/// session. Shared by the API and the sign-in page.
+pub async fn password_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Login,
+) -> Result<(String, Session), ApiError> {
+    let state = state.clone();
     let email = provision::normalize_email(&body.email).unwrap_or_default();
     let person = if email.is_empty() {
         None
@@ -211,24 +239,9 @@ pub async fn login(
             .await
             .map_err(ApiError::storage)?;
     }
-    let (token, session) = start_session(&state, &person.id, &headers).await?;
-    let absolute = session.expires_at - session.created_at;
+    let opened = start_session(&state, &person.id, headers).await?;
     tracing::info!(person_id = %person.id, "signed in");
-    let mut response = Json(SignedIn {
-        object: "session".to_owned(),
-        person_id: person.id,
-        csrf_token: session.csrf_token,
-        expires_at: session.expires_at,
-        idle_timeout_minutes: state.config.auth.session_idle_minutes,
-    })
-    .into_response();
-    if let Some(value) = session_cookie(&state, &token, absolute.num_seconds()) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    Ok(opened)
 }
 
 /// How many sessions ended.

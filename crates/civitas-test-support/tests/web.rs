@@ -1,0 +1,242 @@
+//! The workspace's pages through the real server: security headers,
+//! languages, embedded assets, signing in and out with forms.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use civitas_test_support::{spawn_app_with, AppOptions, TestApp};
+use reqwest::Method;
+
+fn no_model() -> AppOptions {
+    AppOptions {
+        local_model: false,
+        embeddings: false,
+        ..AppOptions::default()
+    }
+}
+
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The value of `name` in the response's `Set-Cookie` headers.
+fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find_map(|value| value.strip_prefix(&format!("{name}=")))
+        .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
+}
+
+/// The hidden CSRF token of a page's form.
+fn form_token(html: &str) -> String {
+    let start = html.find("name=\"csrf_token\" value=\"").unwrap() + "name=\"csrf_token\" value=\"".len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+const PASSWORD: &str = "Vélo-rouge-sous-la-pluie";
+
+async fn person(app: &TestApp) {
+    let agency = app.new_agency("web").await;
+    app.new_person(&agency, "agent@web.example.gov", &["member"], &[], Some(PASSWORD))
+        .await;
+}
+
+#[tokio::test]
+async fn pages_are_strict_accessible_shells_in_english_and_french() {
+    let Some(app) = spawn_app_with(no_model()).await else {
+        return;
+    };
+    let client = browser();
+    let page = client.get(app.url("/sign-in")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<html lang=\"en\">"));
+    assert!(
+        html.contains("class=\"usa-skipnav\" href=\"#main-content\""),
+        "skip link"
+    );
+    assert!(html.contains("<main id=\"main-content\""), "main landmark");
+    assert!(html.contains("<label class=\"usa-label\" for=\"email\">E-mail address</label>"));
+    assert!(html.contains("<label class=\"usa-label\" for=\"password\">Password</label>"));
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline script or style"
+    );
+    assert_eq!(
+        html.matches("UNCLASSIFIED").count(),
+        2,
+        "banner at top and bottom"
+    );
+
+    // French from the browser, then from the switch (remembered).
+    let french = client
+        .get(app.url("/sign-in"))
+        .header("accept-language", "fr-FR,fr;q=0.9,en;q=0.5")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        french.contains("<html lang=\"fr\">") && french.contains("Mot de passe"),
+        "{french}"
+    );
+    let switched = client.get(app.url("/sign-in?lang=fr")).send().await.unwrap();
+    assert_eq!(set_cookie(&switched, "civitas_lang").as_deref(), Some("fr"));
+    let remembered = client
+        .get(app.url("/sign-in"))
+        .header("cookie", "civitas_lang=fr")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(remembered.contains("Adresse électronique"));
+
+    // Assets are embedded; nothing outside them is served.
+    let css = client
+        .get(app.url("/assets/uswds/css/uswds.min.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.status(), 200);
+    assert!(css.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
+    let font = client
+        .get(app.url("/assets/uswds/fonts/source-sans-pro/sourcesanspro-regular-webfont.woff2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(font.status(), 200);
+    for missing in [
+        "/assets/nope.css",
+        "/assets/../Cargo.toml",
+        "/assets/%2e%2e/Cargo.toml",
+    ] {
+        assert_eq!(
+            client.get(app.url(missing)).send().await.unwrap().status(),
+            404,
+            "{missing}"
+        );
+    }
+    // The workspace needs a session.
+    let home = client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.headers()["location"], "/sign-in");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn signing_in_and_out_with_forms() {
+    let Some(app) = spawn_app_with(no_model()).await else {
+        return;
+    };
+    person(&app).await;
+    let client = browser();
+    let page = client.get(app.url("/sign-in")).send().await.unwrap();
+    let form_cookie = set_cookie(&page, "civitas_signin_csrf").unwrap();
+    let token = form_token(&page.text().await.unwrap());
+    let submit = |csrf_cookie: String, token: String, password: &'static str| {
+        client
+            .post(app.url("/sign-in"))
+            .header("cookie", format!("civitas_signin_csrf={csrf_cookie}"))
+            .form(&[
+                ("csrf_token", token.as_str()),
+                ("email", "agent@web.example.gov"),
+                ("password", password),
+                ("totp_code", ""),
+            ])
+            .send()
+    };
+    // A form posted from elsewhere (no matching token) is refused.
+    let forged = submit("other".to_owned(), token.clone(), PASSWORD).await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(set_cookie(&forged, "civitas_session").is_none());
+    // A wrong password: the page again, the error announced, the address kept.
+    let wrong = submit(form_cookie.clone(), token.clone(), "not the password")
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let html = wrong.text().await.unwrap();
+    assert!(
+        html.contains("role=\"alert\"") && html.contains("The e-mail address or the password is not right.")
+    );
+    assert!(html.contains("value=\"agent@web.example.gov\""));
+    // The right one: a session, and the workspace.
+    let signed_in = submit(form_cookie, token, PASSWORD).await.unwrap();
+    assert_eq!(signed_in.status(), 303);
+    assert_eq!(signed_in.headers()["location"], "/");
+    let session = set_cookie(&signed_in, "civitas_session").unwrap();
+    let home = client
+        .get(app.url("/"))
+        .header("cookie", format!("civitas_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.unwrap();
+    assert!(html.contains("Test agent@web.example.gov"), "{html}");
+    let csrf = form_token(&html);
+    // The session's cookie also works on the API.
+    let me = app
+        .client
+        .request(Method::GET, app.url("/v1/me"))
+        .header("cookie", format!("civitas_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    // Signing out needs the session's own token.
+    let forged_out = client
+        .post(app.url("/sign-out"))
+        .header("cookie", format!("civitas_session={session}"))
+        .form(&[("csrf_token", "guess")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged_out.status(), 303);
+    let still = client
+        .get(app.url("/"))
+        .header("cookie", format!("civitas_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still.status(), 200, "a forged sign-out ended the session");
+    let out = client
+        .post(app.url("/sign-out"))
+        .header("cookie", format!("civitas_session={session}"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.headers()["location"], "/sign-in");
+    assert_eq!(set_cookie(&out, "civitas_session").as_deref(), Some(""));
+    let after = client
+        .get(app.url("/"))
+        .header("cookie", format!("civitas_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 303, "the session still works after signing out");
+    app.shutdown().await;
+}
