@@ -2,7 +2,8 @@
 # Runs the whole test suite: lints, Rust unit and integration tests on
 # SQLite and PostgreSQL (single sign-on against a real OpenID provider on
 # Node), then the OpenAI compatibility suite (official `openai` Python
-# package) against the real binary and real models.
+# package) against the real binary and real models, and the workspace in
+# real headless Chromium with axe-core accessibility scans.
 #
 # Needs a PostgreSQL server where the user may create databases:
 # CIVITAS_TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/test).
@@ -17,6 +18,14 @@ python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest
 (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error)
 # The workspace's assets (embedded in the binary) from npm.
 bash scripts/web-assets.sh
+# Real headless Chromium (Debian's) and playwright-core for the workspace.
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (workspace tests in a real browser)"
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=""; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/civitas/target}"
 export CIVITAS_TEST_MODELS_DIR="${CIVITAS_TEST_MODELS_DIR:-$HOME/.cache/civitas/models}"
@@ -47,3 +56,8 @@ fi
 
 echo "== OpenAI compatibility suite"
 python3 -m pytest -q tests/compat
+
+echo "== the workspace in headless Chromium, with axe-core scans"
+export CIVITAS_SCREENSHOTS="${CIVITAS_SCREENSHOTS:-$CARGO_TARGET_DIR/screenshots}"
+node --test tests/browser/
+echo "screenshots of the pages: $CIVITAS_SCREENSHOTS"
