@@ -211,7 +211,7 @@ pub fn router(state: AppState) -> Router {
         .merge(limited)
         .route_layer(from_fn_with_state(state.clone(), recorder::record_requests))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
-    with_edge_layers(public.merge(api).merge(web::router()), state)
+    with_edge_layers(public.merge(api).merge(web::router(state.clone())), state)
 }
 
 /// The layers every route shares: route tagging, 404/405 in our error

@@ -64,6 +64,16 @@ async fn pages_are_strict_accessible_shells_in_english_and_french() {
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["referrer-policy"], "no-referrer");
     assert_eq!(headers["x-content-type-options"], "nosniff");
+    let spoofed = client
+        .get(app.url("/sign-in"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        spoofed.headers().get("strict-transport-security").is_none(),
+        "HSTS only when a trusted proxy says so"
+    );
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
     let html = page.text().await.unwrap();
     assert!(html.contains("<html lang=\"en\">"));
@@ -238,5 +248,43 @@ async fn signing_in_and_out_with_forms() {
         .await
         .unwrap();
     assert_eq!(after.status(), 303, "the session still works after signing out");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn pages_are_compressed_and_hsts_follows_a_trusted_https_proxy() {
+    let Some(app) = spawn_app_with(AppOptions {
+        tweak: std::sync::Arc::new(|config| config.server.trusted_proxies = vec!["127.0.0.1".to_owned()]),
+        ..no_model()
+    })
+    .await
+    else {
+        return;
+    };
+    let client = browser();
+    let css = client
+        .get(app.url("/assets/uswds/css/uswds.min.css"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(css.headers()["content-encoding"], "gzip");
+    let compressed = css.bytes().await.unwrap().len();
+    assert!(compressed < 120_000, "{compressed} bytes");
+    let plain = client.get(app.url("/sign-in")).send().await.unwrap();
+    assert!(
+        plain.headers().get("strict-transport-security").is_none(),
+        "no HSTS over plain HTTP"
+    );
+    let proxied = client
+        .get(app.url("/sign-in"))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(proxied.headers()["strict-transport-security"]
+        .to_str()
+        .unwrap()
+        .starts_with("max-age="));
     app.shutdown().await;
 }

@@ -13,7 +13,7 @@ pub mod i18n;
 use askama::Template;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::{from_fn, Next};
+use axum::middleware::{from_fn_with_state, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -42,9 +42,32 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'self'; frame-ancestors 'none'";
 
-async fn security_headers(request: Request, next: Next) -> Response {
+/// Whether the request reached a trusted reverse proxy over HTTPS (then
+/// browsers are told to use HTTPS only, HSTS).
+fn over_tls(state: &AppState, request: &Request) -> bool {
+    let trusted = &state.config.server.trusted_proxies;
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(address)| address.ip());
+    peer.is_some_and(|peer| civitas_identity::provision::address_allowed(trusted, peer))
+        && request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
+}
+
+async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let tls = over_tls(&state, &request);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if tls {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
     for (name, value) in [
         ("content-security-policy", CONTENT_SECURITY_POLICY),
         ("x-frame-options", "DENY"),
@@ -61,14 +84,16 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
-/// The workspace's routes, with their security headers.
-pub fn router() -> Router<AppState> {
+/// The workspace's routes, with their security headers, compressed when
+/// the browser accepts gzip (the API's streams are left alone).
+pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/assets/{*path}", get(asset))
-        .layer(from_fn(security_headers))
+        .layer(from_fn_with_state(state, security_headers))
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 async fn asset(Path(path): Path<String>) -> Response {
