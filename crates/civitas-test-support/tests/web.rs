@@ -288,3 +288,44 @@ async fn pages_are_compressed_and_hsts_follows_a_trusted_https_proxy() {
         .starts_with("max-age="));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_sign_in_page_explains_why_single_sign_on_ended() {
+    let Some(app) = spawn_app_with(no_model()).await else {
+        return;
+    };
+    let client = browser();
+    let page = |query: &'static str, lang: &'static str| {
+        client
+            .get(app.url(&format!("/sign-in?notice={query}")))
+            .header("accept-language", lang)
+            .send()
+    };
+    let pending = page("account_pending", "en").await.unwrap().text().await.unwrap();
+    assert!(
+        pending.contains("role=\"alert\"") && pending.contains("awaits an administrator"),
+        "{pending}"
+    );
+    let failed = page("sso_state_invalid", "fr")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(failed.contains("La connexion unique n’a pas abouti"), "{failed}");
+    let unknown = page("<script>", "en").await.unwrap().text().await.unwrap();
+    assert!(!unknown.contains("role=\"alert\"") && !unknown.contains("<script>"));
+    // A browser coming back from a provider with a bad answer lands here.
+    let callback = client
+        .get(app.url("/auth/oidc/callback?state=forged&code=x"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(callback.status(), 303);
+    assert_eq!(
+        callback.headers()["location"],
+        "/sign-in?notice=sso_state_invalid"
+    );
+    app.shutdown().await;
+}

@@ -383,6 +383,26 @@ pub async fn callback(
     headers: HeaderMap,
     Query(query): Query<CallbackQuery>,
 ) -> Result<Response, ApiError> {
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    match complete(&state, &headers, query).await {
+        // A person in a browser lands on the sign-in page, which explains
+        // (in their language) what happened; API clients get the error.
+        Err(error) if browser => {
+            tracing::info!(
+                code = error.code.as_str(),
+                "single sign-on ended on the sign-in page"
+            );
+            Ok(redirect(&format!("/sign-in?notice={}", error.code.as_str())))
+        }
+        other => other,
+    }
+}
+
+async fn complete(state: &AppState, headers: &HeaderMap, query: CallbackQuery) -> Result<Response, ApiError> {
+    let state = state.clone();
     let state_value = query
         .state
         .as_deref()
@@ -471,7 +491,7 @@ pub async fn callback(
     let person = provision_person(&state, &provider, &agency, &claims).await?;
     check_status(&person)?;
     sync_grants(&state, &provider, &person, &claims).await?;
-    let (token, session) = start_session(&state, &person.id, &headers).await?;
+    let (token, session) = start_session(&state, &person.id, headers).await?;
     tracing::info!(person_id = %person.id, provider = %provider.config.name, "signed in with single sign-on");
     let mut response = redirect(&attempt.return_to);
     if let Some(value) = session_cookie(

@@ -113,6 +113,20 @@ async fn asset(Path(path): Path<String>) -> Response {
 #[derive(Debug, Deserialize)]
 pub struct LanguageQuery {
     lang: Option<String>,
+    /// Why a single sign-on ended here (an error code).
+    notice: Option<String>,
+}
+
+/// The localized explanation of an error code sent back to the sign-in page.
+fn notice_message(t: Texts, code: &str) -> Option<String> {
+    let id = match code {
+        "account_pending" => "error-account-pending",
+        "account_disabled" => "error-account-disabled",
+        "sso_not_allowed" => "error-sso-not-allowed",
+        "sso_failed" | "sso_state_invalid" | "upstream_error" => "error-sso-failed",
+        _ => return None,
+    };
+    Some(t.get(id))
 }
 
 /// The language of the request; `?lang=` also sets the cookie.
@@ -255,7 +269,8 @@ async fn sign_in_page(
     if signed_in(&state, &headers, true, "").await.is_some() {
         return Redirect::to("/").into_response();
     }
-    let (form, more) = sign_in_form(&state, t, String::new(), None);
+    let notice = query.notice.as_deref().and_then(|code| notice_message(t, code));
+    let (form, more) = sign_in_form(&state, t, String::new(), notice);
     append_all(&mut extra, more);
     page(StatusCode::OK, &form, extra)
 }
