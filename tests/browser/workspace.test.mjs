@@ -128,6 +128,27 @@ test('sign in, see the workspace, switch to French, sign out', async () => {
   assert.match(await page.locator('main').innerText(), /Jeanne Chief/);
   await accessible(page, 'workspace');
 
+  // Settings: create an API key (shown once), then revoke it.
+  await page.getByRole('link', { name: 'Settings' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+  await accessible(page, 'settings');
+  await page.getByRole('button', { name: 'Create the key' }).click();
+  assert.match(await page.getByRole('alert').innerText(), /name/);
+  await accessible(page, 'settings-error');
+  await page.getByLabel('Name of the new key').fill('browser notebook');
+  await page.getByRole('button', { name: 'Create the key' }).click();
+  const secret = await page.locator('.civitas-secret').innerText();
+  assert.match(secret, /^civ_[A-Za-z0-9_-]{43}$/);
+  await accessible(page, 'settings-key-created');
+  const me = await fetch(`${base}/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
+  assert.equal(me.status, 200);
+  await page.getByRole('button', { name: 'Revoke browser notebook' }).click();
+  await page.getByRole('cell', { name: 'revoked' }).waitFor();
+  const refused = await fetch(`${base}/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
+  assert.equal(refused.status, 401);
+  await page.getByRole('link', { name: 'Your workspace' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Your workspace' }).waitFor();
+
   await page.getByRole('link', { name: 'Français' }).click();
   await page.getByRole('heading', { level: 1, name: 'Votre espace de travail' }).waitFor();
   assert.equal(await page.locator('html').getAttribute('lang'), 'fr');

@@ -329,3 +329,131 @@ async fn the_sign_in_page_explains_why_single_sign_on_ended() {
     );
     app.shutdown().await;
 }
+
+/// Signs `email` in through the form; returns the session cookie's value.
+async fn sign_in(app: &TestApp, client: &reqwest::Client, email: &str) -> String {
+    let page = client.get(app.url("/sign-in")).send().await.unwrap();
+    let form_cookie = set_cookie(&page, "civitas_signin_csrf").unwrap();
+    let token = form_token(&page.text().await.unwrap());
+    let signed_in = client
+        .post(app.url("/sign-in"))
+        .header("cookie", format!("civitas_signin_csrf={form_cookie}"))
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("email", email),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 303);
+    set_cookie(&signed_in, "civitas_session").unwrap()
+}
+
+#[tokio::test]
+async fn api_keys_are_created_once_shown_and_revoked_from_settings() {
+    let Some(app) = spawn_app_with(no_model()).await else {
+        return;
+    };
+    person(&app).await;
+    let client = browser();
+    let session = format!(
+        "civitas_session={}",
+        sign_in(&app, &client, "agent@web.example.gov").await
+    );
+    let get = || client.get(app.url("/settings")).header("cookie", &session).send();
+    let settings = get().await.unwrap();
+    assert_eq!(settings.status(), 200);
+    let html = settings.text().await.unwrap();
+    let csrf = form_token(&html);
+    let post = |path: String, form: Vec<(&'static str, String)>| {
+        client
+            .post(app.url(&path))
+            .header("cookie", &session)
+            .form(&form)
+            .send()
+    };
+    let forged = post(
+        "/settings/keys".to_owned(),
+        vec![
+            ("csrf_token", "guess".to_owned()),
+            ("name", "x".to_owned()),
+            ("expiry_days", "30".to_owned()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(forged.status(), 403);
+    let unnamed = post(
+        "/settings/keys".to_owned(),
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("name", " ".to_owned()),
+            ("expiry_days", "30".to_owned()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(unnamed.status(), 422);
+    let html = unnamed.text().await.unwrap();
+    assert!(
+        html.contains("aria-invalid=\"true\"") && html.contains("Give the key a name"),
+        "{html}"
+    );
+    let created = post(
+        "/settings/keys".to_owned(),
+        vec![
+            ("csrf_token", csrf.clone()),
+            ("name", "notebook".to_owned()),
+            ("expiry_days", "90".to_owned()),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let html = created.text().await.unwrap();
+    let start = html.find("civ_").unwrap();
+    let secret: String = html[start..].chars().take_while(|c| *c != '<').collect();
+    assert_eq!(secret.len(), 47, "{secret}");
+    // The key works, and the page never shows its secret again.
+    assert_eq!(app.call(Method::GET, "/v1/me", &secret, None).await.status(), 200);
+    let again = get().await.unwrap().text().await.unwrap();
+    assert!(again.contains("notebook") && !again.contains(&secret));
+    let keys = app
+        .store
+        .list_api_keys(&me_agency(&app, &secret).await, None)
+        .await
+        .unwrap();
+    let key_id = keys.iter().find(|key| key.name == "notebook").unwrap().id.clone();
+    let revoked = post(
+        format!("/settings/keys/{key_id}/revoke"),
+        vec![("csrf_token", csrf.clone())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(revoked.status(), 303);
+    assert_eq!(app.call(Method::GET, "/v1/me", &secret, None).await.status(), 401);
+    let elsewhere = post(
+        "/settings/keys/key_nope/revoke".to_owned(),
+        vec![("csrf_token", csrf)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(elsewhere.status(), 404);
+    assert_eq!(
+        client.get(app.url("/settings")).send().await.unwrap().status(),
+        303,
+        "needs a session"
+    );
+    app.shutdown().await;
+}
+
+async fn me_agency(app: &TestApp, key: &str) -> String {
+    let me: serde_json::Value = app
+        .call(Method::GET, "/v1/me", key, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    me["agency"]["id"].as_str().unwrap().to_owned()
+}

@@ -9,6 +9,7 @@
 //! a session.
 
 pub mod i18n;
+mod settings;
 
 use askama::Template;
 use axum::extract::{Path, Query, Request, State};
@@ -91,6 +92,9 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/", get(home))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
+        .route("/settings", get(settings::show))
+        .route("/settings/keys", post(settings::create_key))
+        .route("/settings/keys/{key_id}/revoke", post(settings::revoke_key))
         .route("/assets/{*path}", get(asset))
         .layer(from_fn_with_state(state, security_headers))
         .layer(tower_http::compression::CompressionLayer::new())

@@ -1,0 +1,218 @@
+//! `/settings`: the person's language and API keys (create — the secret
+//! is shown once —, list, revoke). Every form carries the session's CSRF
+//! token.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use chrono::Utc;
+use civitas_identity::provision::{self, KeyRequest, ProvisionError};
+use civitas_identity::{policy, Credential, Principal};
+use serde::Deserialize;
+
+use super::i18n::Texts;
+use super::{language, page, signed_in, LanguageQuery};
+use crate::state::AppState;
+
+/// One key as the page shows it.
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub expires: String,
+    pub last_used: String,
+    pub state: String,
+    pub active: bool,
+    pub revoke_label: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    t: Texts,
+    csrf_token: String,
+    keys: Vec<KeyRow>,
+    created: Option<String>,
+    name_error: Option<String>,
+}
+
+fn csrf_of(principal: &Principal) -> String {
+    match &principal.credential {
+        Credential::Session { csrf_token, .. } => csrf_token.clone(),
+        Credential::Key(_) => String::new(),
+    }
+}
+
+async fn render(
+    state: &AppState,
+    t: Texts,
+    principal: &Principal,
+    created: Option<String>,
+    name_error: Option<String>,
+    status: StatusCode,
+    extra: HeaderMap,
+) -> Response {
+    let keys = state
+        .store
+        .list_api_keys(principal.agency_id(), Some(principal.id()))
+        .await
+        .unwrap_or_default();
+    let now = Utc::now();
+    let date = |at: Option<chrono::DateTime<Utc>>| {
+        at.map(|at| at.format("%Y-%m-%d").to_string())
+            .unwrap_or_else(|| t.get("key-never"))
+    };
+    let rows = keys
+        .into_iter()
+        .map(|key| {
+            let (state_id, active) = if key.revoked_at.is_some() {
+                ("key-state-revoked", false)
+            } else if key.expires_at.is_some_and(|at| at <= now) {
+                ("key-state-expired", false)
+            } else {
+                ("key-state-active", true)
+            };
+            KeyRow {
+                revoke_label: t.with("revoke-button", &[("name", &key.name)]),
+                id: key.id,
+                name: key.name,
+                prefix: key.prefix,
+                expires: date(key.expires_at),
+                last_used: date(key.last_used_at),
+                state: t.get(state_id),
+                active,
+            }
+        })
+        .collect();
+    let csrf_token = csrf_of(principal);
+    page(
+        status,
+        &SettingsPage {
+            t,
+            csrf_token,
+            keys: rows,
+            created,
+            name_error,
+        },
+        extra,
+    )
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LanguageQuery>,
+) -> Response {
+    let mut extra = HeaderMap::new();
+    let t = language(&headers, &query, &mut extra);
+    let Some(principal) = signed_in(&state, &headers, true, "").await else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    render(&state, t, &principal, None, None, StatusCode::OK, extra).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NewKeyForm {
+    csrf_token: String,
+    name: String,
+    expiry_days: u32,
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NewKeyForm>,
+) -> Response {
+    let t = super::i18n::negotiate(&headers);
+    let Some(principal) = signed_in(&state, &headers, false, &form.csrf_token).await else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let expires_at = match form.expiry_days {
+        0 => None,
+        days @ (30 | 90 | 365) => Some(Utc::now() + chrono::Duration::days(i64::from(days))),
+        _ => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    let created = provision::create_key(
+        state.store.as_ref(),
+        KeyRequest {
+            owner: principal.person.clone(),
+            name: form.name,
+            kind: "personal".to_owned(),
+            models: None,
+            ip_ranges: None,
+            expires_at,
+            created_by: principal.id().to_owned(),
+        },
+    )
+    .await;
+    match created {
+        Ok((key, secret)) => {
+            tracing::info!(key_id = %key.id, person_id = %principal.id(), "API key created from the workspace");
+            render(
+                &state,
+                t,
+                &principal,
+                Some(secret),
+                None,
+                StatusCode::CREATED,
+                HeaderMap::new(),
+            )
+            .await
+        }
+        Err(ProvisionError::Invalid { field: "name", .. }) => {
+            let message = Some(t.get("error-key-name"));
+            render(
+                &state,
+                t,
+                &principal,
+                None,
+                message,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                HeaderMap::new(),
+            )
+            .await
+        }
+        Err(error) => {
+            tracing::warn!(%error, "a key could not be created from the workspace");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    csrf_token: String,
+}
+
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(key_id): Path<String>,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    let Some(principal) = signed_in(&state, &headers, false, &form.csrf_token).await else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let key = state
+        .store
+        .get_api_key(principal.agency_id(), &key_id)
+        .await
+        .ok()
+        .flatten()
+        .filter(|key| policy::owns_key(&principal, key));
+    let Some(key) = key else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Err(error) = state
+        .store
+        .revoke_api_key(&key.agency_id, &key.id, civitas_store::now())
+        .await
+    {
+        tracing::error!(%error, "could not revoke a key");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    tracing::info!(key_id = %key.id, person_id = %principal.id(), "API key revoked from the workspace");
+    Redirect::to("/settings#keys").into_response()
+}
