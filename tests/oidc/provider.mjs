@@ -6,6 +6,7 @@
 // Prints one JSON line `{"issuer": ...}` once it listens. The person who
 // signs in is chosen by the test: `POST /__test/next` with
 // `{"account": "id", "claims": {...}}`. Consent is granted automatically.
+// `GET /__test/stats` counts calls to the userinfo endpoint.
 // `POST /__test/mode` with `{"mode": ...}` makes the next ID tokens
 // misbehave the way a hostile or broken provider would, by re-signing the
 // provider's real token:
@@ -39,6 +40,7 @@ const impostor = await signingKey('key-1');
 let mode = 'normal';
 let next = { account: 'nobody', claims: {} };
 let rotated = false;
+let userinfoCalls = 0;
 
 const accounts = new Map();
 
@@ -145,6 +147,11 @@ const server = createServer(async (req, res) => {
       res.writeHead(204).end();
       return;
     }
+    if (req.method === 'GET' && req.url === '/__test/stats') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ userinfo: userinfoCalls }));
+      return;
+    }
+    if (req.url.startsWith('/me')) userinfoCalls += 1;
     if (req.url.startsWith('/interaction/')) {
       const redirectTo = await finishInteraction(req, res);
       res.writeHead(303, { Location: redirectTo }).end();

@@ -75,16 +75,16 @@ fn refusal(hit: &LimitHit) -> ApiError {
 
 /// Admits the request under the caller's limits or answers 429/402.
 pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+    let (Some(caller), Some(principal)) = (
+        request.extensions().get::<Caller>().cloned(),
+        request.extensions().get::<civitas_identity::Principal>(),
+    ) else {
         return ApiError::internal().into_response();
     };
+    let scopes = principal.limit_scopes();
     let limits = match state
         .identity_cache
-        .limits(
-            state.store.as_ref(),
-            &caller.limit_scopes,
-            caller.identity_version,
-        )
+        .limits(state.store.as_ref(), &scopes, caller.identity_version)
         .await
     {
         Ok(limits) => limits,

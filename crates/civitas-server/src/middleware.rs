@@ -28,8 +28,6 @@ pub struct Caller {
     pub actor: String,
     pub agency_id: String,
     pub key_id: Option<String>,
-    /// Scopes whose limits apply to model requests.
-    pub limit_scopes: Vec<String>,
     /// Scopes with limits this request was admitted under, to charge.
     pub charge: std::sync::Arc<Vec<String>>,
     /// The identity version read with the credential.
@@ -42,7 +40,6 @@ impl Caller {
             actor: principal.id().to_owned(),
             agency_id: principal.agency_id().to_owned(),
             key_id: principal.key().map(|key| key.id.clone()),
-            limit_scopes: principal.limit_scopes(),
             charge: std::sync::Arc::default(),
             identity_version,
         }

@@ -74,6 +74,19 @@ async fn a_directory_provisions_updates_and_deactivates_people_and_groups() {
     let (home_token, home_token_id) = token(&app, &agency).await;
     let (other_token, _) = token(&app, &elsewhere).await;
 
+    // A filter Civitas cannot apply is refused even when nothing would match.
+    for path in [
+        "/scim/v2/Users?filter=title%20eq%20%22x%22",
+        "/scim/v2/Groups?filter=members%20eq%20%22x%22",
+    ] {
+        let (status, refused) = scim(&app, Method::GET, path, &other_token, None).await;
+        assert_eq!(
+            (status, refused["scimType"].as_str()),
+            (400, Some("invalidFilter")),
+            "{path}"
+        );
+    }
+
     let (status, user) = scim(
         &app,
         Method::POST,

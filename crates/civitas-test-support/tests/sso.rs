@@ -77,6 +77,19 @@ impl IdentityProvider {
             .await;
     }
 
+    async fn userinfo_calls(&self) -> u64 {
+        let stats: Value = self
+            .client
+            .get(format!("{}/__test/stats", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        stats["userinfo"].as_u64().unwrap()
+    }
+
     async fn mode(&self, mode: &str) {
         self.control("/__test/mode", json!({"mode": mode})).await;
     }
@@ -352,6 +365,7 @@ async fn single_sign_on_with_a_real_provider() {
     // claims kept at the userinfo endpoint are read there.
     for mode in ["skewed", "rotate", "userinfo"] {
         setup.idp.mode(mode).await;
+        let calls_before = setup.idp.userinfo_calls().await;
         let callback = to_callback(&setup, "staff").await;
         let accepted = client.get(&callback).send().await.unwrap();
         assert_eq!(
@@ -360,6 +374,10 @@ async fn single_sign_on_with_a_real_provider() {
             "{mode}: {}",
             accepted.text().await.unwrap()
         );
+        // The userinfo endpoint is asked only when the ID token lacks the
+        // e-mail address.
+        let asked = setup.idp.userinfo_calls().await - calls_before;
+        assert_eq!(asked, u64::from(mode == "userinfo"), "{mode}");
     }
     setup.idp.mode("normal").await;
 

@@ -181,6 +181,26 @@ fn parse_filter(filter: &str) -> Result<(String, String), ScimError> {
     Ok((attribute.to_ascii_lowercase(), value))
 }
 
+/// The request's filter, refused (whatever the data) unless it names one
+/// of `attributes`.
+fn filter_on(
+    query: &ListQuery,
+    what: &str,
+    attributes: &[&str],
+) -> Result<Option<(String, String)>, ScimError> {
+    let filter = query.filter.as_deref().map(parse_filter).transpose()?;
+    if let Some((attribute, _)) = &filter {
+        if !attributes.contains(&attribute.as_str()) {
+            return Err(scim_error(
+                StatusCode::BAD_REQUEST,
+                Some("invalidFilter"),
+                format!("{what} cannot be filtered on `{attribute}`"),
+            ));
+        }
+    }
+    Ok(filter)
+}
+
 fn list_response(query: &ListQuery, resources: Vec<Value>) -> Response {
     let start = query.start_index.unwrap_or(1).max(1);
     let count = query.count.unwrap_or(100).min(MAX_COUNT);
@@ -380,31 +400,46 @@ pub async fn list_users(
     scim: ScimAgency,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
-    let filter = query.filter.as_deref().map(parse_filter).transpose()?;
+    let filter = filter_on(
+        &query,
+        "users",
+        &[
+            "username",
+            "emails.value",
+            "emails",
+            "externalid",
+            "id",
+            "displayname",
+        ],
+    )?;
     let people = state.store.list_people(&scim.agency_id).await?;
-    let mut resources = Vec::new();
-    for person in people.iter().filter(|person| person.kind == "person") {
-        let keep = match &filter {
+    // Groups per person from one pass over the agency's groups, not one
+    // query per person.
+    let mut groups_of: std::collections::HashMap<String, Vec<Group>> = std::collections::HashMap::new();
+    for group in state.store.list_groups(&scim.agency_id).await? {
+        for member in state.store.group_members(&scim.agency_id, &group.id).await? {
+            groups_of.entry(member.id).or_default().push(group.clone());
+        }
+    }
+    let resources = people
+        .iter()
+        .filter(|person| person.kind == "person")
+        .filter(|person| match &filter {
             None => true,
             Some((attribute, value)) => match attribute.as_str() {
-                "username" | "emails.value" | "emails" => person.email.eq_ignore_ascii_case(value),
                 "externalid" => person.external_id.as_deref() == Some(value.as_str()),
                 "id" => person.id == *value,
                 "displayname" => person.display_name == *value,
-                _ => {
-                    return Err(scim_error(
-                        StatusCode::BAD_REQUEST,
-                        Some("invalidFilter"),
-                        format!("users cannot be filtered on `{attribute}`"),
-                    ))
-                }
+                _ => person.email.eq_ignore_ascii_case(value),
             },
-        };
-        if keep {
-            let groups = state.store.grants(&person.id).await?.groups;
-            resources.push(user_resource(person, &groups));
-        }
-    }
+        })
+        .map(|person| {
+            user_resource(
+                person,
+                groups_of.get(&person.id).map(Vec::as_slice).unwrap_or_default(),
+            )
+        })
+        .collect();
     Ok(list_response(&query, resources))
 }
 
@@ -617,23 +652,16 @@ pub async fn list_groups(
     scim: ScimAgency,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ScimError> {
-    let filter = query.filter.as_deref().map(parse_filter).transpose()?;
+    let filter = filter_on(&query, "groups", &["displayname", "externalid", "id"])?;
     let groups = state.store.list_groups(&scim.agency_id).await?;
     let mut resources = Vec::new();
     for group in &groups {
         let keep = match &filter {
             None => true,
             Some((attribute, value)) => match attribute.as_str() {
-                "displayname" => group.name == *value,
                 "externalid" => group.external_id.as_deref() == Some(value.as_str()),
                 "id" => group.id == *value,
-                _ => {
-                    return Err(scim_error(
-                        StatusCode::BAD_REQUEST,
-                        Some("invalidFilter"),
-                        format!("groups cannot be filtered on `{attribute}`"),
-                    ))
-                }
+                _ => group.name == *value,
             },
         };
         if keep {

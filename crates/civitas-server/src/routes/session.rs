@@ -174,7 +174,6 @@ pub async fn password_sign_in(
     headers: &HeaderMap,
     body: Login,
 ) -> Result<(String, Session), ApiError> {
-    let state = state.clone();
     let email = provision::normalize_email(&body.email).unwrap_or_default();
     let person = if email.is_empty() {
         None
@@ -206,7 +205,7 @@ pub async fn password_sign_in(
     }
     if !verify_password(body.password, credentials.password_hash.clone()).await {
         return Err(failed(
-            &state,
+            state,
             &person.id,
             credentials.failed_logins,
             invalid_credentials(),
@@ -228,7 +227,7 @@ pub async fn password_sign_in(
                 "the second-factor code is not right",
             )
             .with_param("totp_code");
-            return Err(failed(&state, &person.id, credentials.failed_logins, error).await);
+            return Err(failed(state, &person.id, credentials.failed_logins, error).await);
         }
     }
     check_status(&person)?;
@@ -239,7 +238,7 @@ pub async fn password_sign_in(
             .await
             .map_err(ApiError::storage)?;
     }
-    let opened = start_session(&state, &person.id, headers).await?;
+    let opened = start_session(state, &person.id, headers).await?;
     tracing::info!(person_id = %person.id, "signed in");
     Ok(opened)
 }

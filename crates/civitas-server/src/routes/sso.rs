@@ -402,7 +402,6 @@ pub async fn callback(
 }
 
 async fn complete(state: &AppState, headers: &HeaderMap, query: CallbackQuery) -> Result<Response, ApiError> {
-    let state = state.clone();
     let state_value = query
         .state
         .as_deref()
@@ -429,7 +428,7 @@ async fn complete(state: &AppState, headers: &HeaderMap, query: CallbackQuery) -
             "this sign-in attempt took too long; start signing in again",
         ));
     }
-    let provider = provider_named(&state, &attempt.provider)?;
+    let provider = provider_named(state, &attempt.provider)?;
     if let Some(error) = &query.error {
         let detail = query.error_description.as_deref().unwrap_or("");
         let reason: String = format!("{error} {detail}").trim().chars().take(200).collect();
@@ -487,15 +486,15 @@ async fn complete(state: &AppState, headers: &HeaderMap, query: CallbackQuery) -
                 ),
             )
         })?;
-    let agency = claimed_agency(&state, &provider, agency, &claims).await?;
-    let person = provision_person(&state, &provider, &agency, &claims).await?;
+    let agency = claimed_agency(state, &provider, agency, &claims).await?;
+    let person = provision_person(state, &provider, &agency, &claims).await?;
     check_status(&person)?;
-    sync_grants(&state, &provider, &person, &claims).await?;
-    let (token, session) = start_session(&state, &person.id, headers).await?;
+    sync_grants(state, &provider, &person, &claims).await?;
+    let (token, session) = start_session(state, &person.id, headers).await?;
     tracing::info!(person_id = %person.id, provider = %provider.config.name, "signed in with single sign-on");
     let mut response = redirect(&attempt.return_to);
     if let Some(value) = session_cookie(
-        &state,
+        state,
         &token,
         (session.expires_at - session.created_at).num_seconds(),
     ) {
