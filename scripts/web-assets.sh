@@ -23,6 +23,11 @@ grep -o 'url(\.\./[^)]*)' "$USWDS/css/uswds.min.css" | sed 's/^url(\.\.\///; s/)
         mkdir -p "dist.partial/uswds/$(dirname "$file")"
         cp "$USWDS/$file" "dist.partial/uswds/$file"
     done
+# Icons the pages use directly.
+for icon in usa-icons-bg/search--white.svg; do
+    mkdir -p "dist.partial/uswds/img/$(dirname "$icon")"
+    cp "$USWDS/img/$icon" "dist.partial/uswds/img/$icon"
+done
 cp node_modules/@uswds/uswds/LICENSE.md dist.partial/uswds/LICENSE.md
 cp -r src/. dist.partial/
 rm -rf dist

@@ -15,7 +15,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Everything that can be configured.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Folder holding the database, the models and the indexes. Empty means
@@ -26,6 +26,10 @@ pub struct Config {
     pub auth: AuthConfig,
     pub models: ModelsConfig,
     pub logging: LoggingConfig,
+    pub workspace: WorkspaceConfig,
+    /// Classification levels, lowest first: the banner of every page and
+    /// the level of each conversation.
+    pub classifications: Vec<ClassificationLevel>,
     /// Remote OpenAI-compatible inference servers, each serving the model
     /// names it lists through Civitas.
     pub providers: Vec<ProviderConfig>,
@@ -122,6 +126,118 @@ fn default_name_claim() -> String {
 
 fn default_clock_skew() -> u32 {
     60
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: String::new(),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            models: ModelsConfig::default(),
+            logging: LoggingConfig::default(),
+            workspace: WorkspaceConfig::default(),
+            classifications: default_classifications(),
+            providers: Vec::new(),
+            prices: Vec::new(),
+            oidc: Vec::new(),
+        }
+    }
+}
+
+/// `[workspace]`: the web workspace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkspaceConfig {
+    /// Offer a temporary chat that is never stored.
+    pub temporary_chat: bool,
+    /// Show images from other sites in answers (off: shown as links).
+    pub remote_images: bool,
+    /// The level of a new conversation unless the person picks another.
+    pub default_classification: String,
+    /// Rules of behaviour for agencies that have not written their own;
+    /// empty uses the built-in text.
+    pub rules_of_behaviour: String,
+}
+
+impl Default for WorkspaceConfig {
+    fn default() -> Self {
+        WorkspaceConfig {
+            temporary_chat: true,
+            remote_images: false,
+            default_classification: "unclassified".to_owned(),
+            rules_of_behaviour: String::new(),
+        }
+    }
+}
+
+/// One `[[classifications]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationLevel {
+    /// Short name kept with each conversation: a-z, 0-9 and '-'.
+    pub id: String,
+    /// The banner's text per language (`en` is required).
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Banner colours, `#rrggbb`; the text must contrast with the
+    /// background at 4.5:1 at least (WCAG AA).
+    pub background: String,
+    pub foreground: String,
+    /// Whether people may delete conversations at this level (records
+    /// that must be kept set this to false).
+    #[serde(default = "default_true")]
+    pub allow_delete: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_classifications() -> Vec<ClassificationLevel> {
+    let level = |id: &str, en: &str, fr: &str, background: &str| ClassificationLevel {
+        id: id.to_owned(),
+        labels: [("en", en), ("fr", fr)]
+            .into_iter()
+            .map(|(lang, text)| (lang.to_owned(), text.to_owned()))
+            .collect(),
+        background: background.to_owned(),
+        foreground: "#ffffff".to_owned(),
+        allow_delete: true,
+    };
+    vec![
+        level("unclassified", "UNCLASSIFIED", "NON CLASSIFIÉ", "#007a33"),
+        level(
+            "cui",
+            "CUI — CONTROLLED UNCLASSIFIED INFORMATION",
+            "CUI — INFORMATION CONTRÔLÉE NON CLASSIFIÉE",
+            "#502b85",
+        ),
+    ]
+}
+
+/// `#rrggbb` as red, green and blue.
+fn parse_colour(text: &str) -> Option<[u8; 3]> {
+    let hex = text.strip_prefix('#').filter(|hex| hex.len() == 6)?;
+    let channel = |at: usize| u8::from_str_radix(hex.get(at..at + 2)?, 16).ok();
+    Some([channel(0)?, channel(2)?, channel(4)?])
+}
+
+/// The WCAG 2.1 contrast ratio of two colours.
+pub fn contrast_ratio(first: [u8; 3], second: [u8; 3]) -> f64 {
+    let luminance = |colour: [u8; 3]| {
+        let linear = |channel: u8| {
+            let value = f64::from(channel) / 255.0;
+            if value <= 0.039_28 {
+                value / 12.92
+            } else {
+                ((value + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        0.2126 * linear(colour[0]) + 0.7152 * linear(colour[1]) + 0.0722 * linear(colour[2])
+    };
+    let (a, b) = (luminance(first), luminance(second));
+    (a.max(b) + 0.05) / (a.min(b) + 0.05)
 }
 
 /// One `[[prices]]` entry: what a model costs per million tokens, in the
@@ -544,8 +660,64 @@ impl Config {
                 return Err(invalid("providers.timeout_seconds", "must be at least 1"));
             }
         }
+        self.validate_classifications()?;
         if self.logging.format != "text" && self.logging.format != "json" {
             return Err(invalid("logging.format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    fn validate_classifications(&self) -> Result<(), ConfigError> {
+        if self.classifications.is_empty() {
+            return Err(invalid("classifications", "at least one level is needed"));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for level in &self.classifications {
+            let id_ok = !level.id.is_empty()
+                && level.id.len() <= 40
+                && level
+                    .id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !id_ok || !ids.insert(level.id.as_str()) {
+                return Err(invalid(
+                    "classifications.id",
+                    "each level needs a unique id of at most 40 characters a-z, 0-9 and '-'",
+                ));
+            }
+            if level.labels.get("en").is_none_or(|label| label.trim().is_empty()) {
+                return Err(invalid(
+                    "classifications.labels",
+                    format!("level `{}` needs an English label (`en`)", level.id),
+                ));
+            }
+            let (Some(background), Some(foreground)) =
+                (parse_colour(&level.background), parse_colour(&level.foreground))
+            else {
+                return Err(invalid(
+                    "classifications.background",
+                    format!("level `{}`: colours are written #rrggbb", level.id),
+                ));
+            };
+            let ratio = contrast_ratio(background, foreground);
+            if ratio < 4.5 {
+                return Err(invalid(
+                    "classifications.foreground",
+                    format!(
+                        "level `{}`: text and background contrast {ratio:.2}:1, below the 4.5:1 WCAG AA needs",
+                        level.id
+                    ),
+                ));
+            }
+        }
+        if !ids.contains(self.workspace.default_classification.as_str()) {
+            return Err(invalid(
+                "workspace.default_classification",
+                format!(
+                    "`{}` is not one of the classification levels",
+                    self.workspace.default_classification
+                ),
+            ));
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod generations;
 pub mod identity_cache;
 pub mod limits;
 pub mod metrics;
@@ -317,6 +318,7 @@ impl Application {
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics: Arc::new(Metrics::default()),
             identity_cache: Arc::default(),
+            generations: Arc::default(),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),
@@ -418,6 +420,7 @@ mod tests {
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             metrics: Arc::new(Metrics::default()),
             identity_cache: Arc::default(),
+            generations: Arc::default(),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),

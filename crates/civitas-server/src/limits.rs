@@ -73,6 +73,32 @@ fn refusal(hit: &LimitHit) -> ApiError {
     error
 }
 
+/// Admits one model request of `caller` under its limits: the caller to
+/// charge afterwards, or the refusal (429/402).
+pub async fn admit(
+    state: &AppState,
+    principal: &civitas_identity::Principal,
+    caller: Caller,
+) -> Result<Caller, ApiError> {
+    let scopes = principal.limit_scopes();
+    let limits = state
+        .identity_cache
+        .limits(state.store.as_ref(), &scopes, caller.identity_version)
+        .await
+        .map_err(ApiError::storage)?;
+    if limits.is_empty() {
+        return Ok(caller);
+    }
+    match state.store.admit(&limits, chrono::Utc::now()).await {
+        Ok(Ok(())) => Ok(Caller {
+            charge: Arc::new(limits.into_iter().map(|limit| limit.scope).collect()),
+            ..caller
+        }),
+        Ok(Err(hit)) => Err(refusal(&hit)),
+        Err(error) => Err(ApiError::storage(error)),
+    }
+}
+
 /// Admits the request under the caller's limits or answers 429/402.
 pub async fn enforce(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let (Some(caller), Some(principal)) = (
@@ -81,28 +107,13 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     ) else {
         return ApiError::internal().into_response();
     };
-    let scopes = principal.limit_scopes();
-    let limits = match state
-        .identity_cache
-        .limits(state.store.as_ref(), &scopes, caller.identity_version)
-        .await
-    {
-        Ok(limits) => limits,
-        Err(error) => return ApiError::storage(error).into_response(),
-    };
-    if !limits.is_empty() {
-        match state.store.admit(&limits, chrono::Utc::now()).await {
-            Ok(Ok(())) => {}
-            Ok(Err(hit)) => return refusal(&hit).into_response(),
-            Err(error) => return ApiError::storage(error).into_response(),
+    match admit(&state, principal, caller).await {
+        Ok(charged) => {
+            request.extensions_mut().insert(charged);
+            next.run(request).await
         }
-        let charged = Caller {
-            charge: Arc::new(limits.into_iter().map(|limit| limit.scope).collect()),
-            ..caller
-        };
-        request.extensions_mut().insert(charged);
+        Err(refused) => refused.into_response(),
     }
-    next.run(request).await
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub struct AppState {
     /// Grants and limits per person, valid while the identity version holds.
     pub identity_cache: Arc<crate::identity_cache::IdentityCache>,
     pub recorder: RequestRecorder,
+    /// Answers being written into workspace conversations.
+    pub generations: Arc<crate::generations::Generations>,
     pub shutting_down: Arc<AtomicBool>,
     pub started_at: Instant,
     /// Unix seconds at start, used as `created` of served models.

@@ -16,8 +16,11 @@ pub mod conformance;
 pub mod identity;
 mod sql_identity;
 mod sql_impl;
+mod sql_workspace;
+pub mod workspace;
 
 pub use identity::*;
+pub use workspace::*;
 
 /// Why a storage call failed.
 #[derive(Debug, thiserror::Error)]
@@ -41,15 +44,19 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A conversation held through the API.
+/// A conversation, created through the API or the workspace.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Conversation {
     pub id: String,
-    /// Who created it: for now the API key's id.
+    /// The person or service account who holds it.
     pub owner: String,
     pub title: Option<String>,
     pub model: String,
+    /// Its classification level (an id from the configured levels).
+    pub classification: String,
     pub created_at: DateTime<Utc>,
+    /// When a message was last added (or the title changed).
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A conversation to create.
@@ -58,6 +65,7 @@ pub struct NewConversation {
     pub owner: String,
     pub title: Option<String>,
     pub model: String,
+    pub classification: String,
 }
 
 /// One stored message.
@@ -69,7 +77,8 @@ pub struct Message {
     pub seq: i64,
     pub role: String,
     pub content: String,
-    /// Tool calls or other structured parts, as JSON text.
+    /// Structured parts as a JSON object: `tool_calls` (an assistant's
+    /// calls), `generation` (model, tokens, latency, how it ended).
     pub metadata: Option<String>,
     pub created_at: DateTime<Utc>,
 }
@@ -106,7 +115,7 @@ pub struct RequestRecord {
 
 /// The storage of one installation.
 #[async_trait]
-pub trait Store: IdentityStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + WorkspaceStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
@@ -129,7 +138,7 @@ pub trait Store: IdentityStore + Send + Sync + 'static {
 
     async fn get_conversation(&self, conversation_id: &str) -> StoreResult<Option<Conversation>>;
 
-    /// Newest first.
+    /// Most recently active first.
     async fn list_conversations(&self, owner: &str, limit: u32) -> StoreResult<Vec<Conversation>>;
 
     /// In order of `seq`.

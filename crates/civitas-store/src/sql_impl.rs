@@ -16,6 +16,7 @@ fn sql_unavailable(error: sqlx::Error) -> $crate::StoreError {
 }
 
 $crate::impl_sql_identity_store!($store, $db, $row);
+$crate::impl_sql_workspace_store!($store, $db, $row);
 
 fn sql_conversation_from_row(row: &$row) -> Result<$crate::Conversation, sqlx::Error> {
     Ok($crate::Conversation {
@@ -23,7 +24,9 @@ fn sql_conversation_from_row(row: &$row) -> Result<$crate::Conversation, sqlx::E
         owner: sqlx::Row::try_get(row, "owner")?,
         title: sqlx::Row::try_get(row, "title")?,
         model: sqlx::Row::try_get(row, "model")?,
+        classification: sqlx::Row::try_get(row, "classification")?,
         created_at: sqlx::Row::try_get::<chrono::DateTime<chrono::Utc>, _>(row, "created_at")?,
+        updated_at: sqlx::Row::try_get::<chrono::DateTime<chrono::Utc>, _>(row, "updated_at")?,
     })
 }
 
@@ -59,6 +62,29 @@ fn sql_request_record_from_row(row: &$row) -> Result<$crate::RequestRecord, sqlx
 }
 
 impl $store {
+    /// Marks the conversation active, which locks its row (a row lock in
+    /// PostgreSQL, the write lock in SQLite) so that two appenders cannot
+    /// read the same next sequence number; returns that number.
+    async fn sql_lock_conversation(
+        transaction: &mut sqlx::Transaction<'_, $db>,
+        conversation_id: &str,
+    ) -> $crate::StoreResult<i64> {
+        let touched = sqlx::query("UPDATE conversations SET updated_at = $2 WHERE id = $1")
+            .bind(conversation_id)
+            .bind($crate::now())
+            .execute(&mut **transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        if touched.rows_affected() == 0 {
+            return Err($crate::StoreError::NotFound { what: "conversation" });
+        }
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .fetch_one(&mut **transaction)
+            .await
+            .map_err(sql_unavailable)
+    }
+
     async fn insert_messages(
         transaction: &mut sqlx::Transaction<'_, $db>,
         conversation_id: &str,
@@ -119,21 +145,26 @@ impl $crate::Store for $store {
         if let Some(title) = &conversation.title {
             $crate::check_text("title", title)?;
         }
+        let created_at = $crate::now();
         let row = $crate::Conversation {
             id: $crate::new_id(),
             owner: conversation.owner,
             title: conversation.title,
             model: conversation.model,
-            created_at: $crate::now(),
+            classification: conversation.classification,
+            created_at,
+            updated_at: created_at,
         };
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query(
-            "INSERT INTO conversations (id, owner, title, model, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO conversations (id, owner, title, model, classification, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(&row.id)
         .bind(&row.owner)
         .bind(&row.title)
         .bind(&row.model)
+        .bind(&row.classification)
         .bind(row.created_at)
         .execute(&mut *transaction)
         .await
@@ -148,31 +179,15 @@ impl $crate::Store for $store {
         conversation_id: &str,
         messages: Vec<$crate::NewMessage>,
     ) -> $crate::StoreResult<Vec<$crate::Message>> {
-        // Writing to the conversation row first locks it (a row lock in
-        // PostgreSQL, the write lock in SQLite), so two appenders cannot
-        // read the same next sequence number.
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
-        let touched = sqlx::query("UPDATE conversations SET id = id WHERE id = $1")
-            .bind(conversation_id)
-            .execute(&mut *transaction)
-            .await
-            .map_err(sql_unavailable)?;
-        if touched.rows_affected() == 0 {
-            return Err($crate::StoreError::NotFound { what: "conversation" });
-        }
-        let next: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq) + 1, 0) FROM messages WHERE conversation_id = $1")
-                .bind(conversation_id)
-                .fetch_one(&mut *transaction)
-                .await
-                .map_err(sql_unavailable)?;
+        let next = Self::sql_lock_conversation(&mut transaction, conversation_id).await?;
         let stored = Self::insert_messages(&mut transaction, conversation_id, next, messages).await?;
         transaction.commit().await.map_err(sql_unavailable)?;
         Ok(stored)
     }
 
     async fn get_conversation(&self, conversation_id: &str) -> $crate::StoreResult<Option<$crate::Conversation>> {
-        let row = sqlx::query("SELECT id, owner, title, model, created_at FROM conversations WHERE id = $1")
+        let row = sqlx::query("SELECT id, owner, title, model, classification, created_at, updated_at FROM conversations WHERE id = $1")
             .bind(conversation_id)
             .fetch_optional(&self.pool)
             .await
@@ -185,8 +200,8 @@ impl $crate::Store for $store {
 
     async fn list_conversations(&self, owner: &str, limit: u32) -> $crate::StoreResult<Vec<$crate::Conversation>> {
         let rows = sqlx::query(
-            "SELECT id, owner, title, model, created_at FROM conversations
-             WHERE owner = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
+            "SELECT id, owner, title, model, classification, created_at, updated_at FROM conversations
+             WHERE owner = $1 ORDER BY updated_at DESC, id DESC LIMIT $2",
         )
         .bind(owner)
         .bind(i64::from(limit))

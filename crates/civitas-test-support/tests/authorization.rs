@@ -408,6 +408,7 @@ async fn the_authorization_matrix_holds() {
                     owner: caller.id.clone(),
                     title: None,
                     model: "m".to_owned(),
+                    classification: "unclassified".to_owned(),
                 },
                 vec![],
             )
@@ -497,6 +498,7 @@ async fn other_people_records_are_invisible_and_credentials_are_required() {
                 owner: alice.id.clone(),
                 title: Some("private".to_owned()),
                 model: "m".to_owned(),
+                classification: "unclassified".to_owned(),
             },
             vec![],
         )

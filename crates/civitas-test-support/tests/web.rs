@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use civitas_test_support::browser::{client as browser, form_token, set_cookie};
 use civitas_test_support::{spawn_app_with, AppOptions, TestApp};
 use reqwest::Method;
 
@@ -12,30 +13,6 @@ fn no_model() -> AppOptions {
         embeddings: false,
         ..AppOptions::default()
     }
-}
-
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-/// The value of `name` in the response's `Set-Cookie` headers.
-fn set_cookie(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .find_map(|value| value.strip_prefix(&format!("{name}=")))
-        .map(|rest| rest.split(';').next().unwrap_or("").to_owned())
-}
-
-/// The hidden CSRF token of a page's form.
-fn form_token(html: &str) -> String {
-    let start = html.find("name=\"csrf_token\" value=\"").unwrap() + "name=\"csrf_token\" value=\"".len();
-    html[start..].split('"').next().unwrap().to_owned()
 }
 
 const PASSWORD: &str = "Vélo-rouge-sous-la-pluie";
@@ -197,14 +174,23 @@ async fn signing_in_and_out_with_forms() {
     assert_eq!(signed_in.status(), 303);
     assert_eq!(signed_in.headers()["location"], "/");
     let session = set_cookie(&signed_in, "civitas_session").unwrap();
+    // The workspace first asks for the rules of behaviour to be accepted.
     let home = client
         .get(app.url("/"))
         .header("cookie", format!("civitas_session={session}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(home.status(), 200);
-    let html = home.text().await.unwrap();
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.headers()["location"], "/rules");
+    let rules = client
+        .get(app.url("/rules"))
+        .header("cookie", format!("civitas_session={session}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rules.status(), 200);
+    let html = rules.text().await.unwrap();
     assert!(html.contains("Test agent@web.example.gov"), "{html}");
     let csrf = form_token(&html);
     // The session's cookie also works on the API.
@@ -226,7 +212,7 @@ async fn signing_in_and_out_with_forms() {
         .unwrap();
     assert_eq!(forged_out.status(), 303);
     let still = client
-        .get(app.url("/"))
+        .get(app.url("/rules"))
         .header("cookie", format!("civitas_session={session}"))
         .send()
         .await
@@ -242,7 +228,7 @@ async fn signing_in_and_out_with_forms() {
     assert_eq!(out.headers()["location"], "/sign-in");
     assert_eq!(set_cookie(&out, "civitas_session").as_deref(), Some(""));
     let after = client
-        .get(app.url("/"))
+        .get(app.url("/rules"))
         .header("cookie", format!("civitas_session={session}"))
         .send()
         .await
@@ -330,24 +316,11 @@ async fn the_sign_in_page_explains_why_single_sign_on_ended() {
     app.shutdown().await;
 }
 
-/// Signs `email` in through the form; returns the session cookie's value.
-async fn sign_in(app: &TestApp, client: &reqwest::Client, email: &str) -> String {
-    let page = client.get(app.url("/sign-in")).send().await.unwrap();
-    let form_cookie = set_cookie(&page, "civitas_signin_csrf").unwrap();
-    let token = form_token(&page.text().await.unwrap());
-    let signed_in = client
-        .post(app.url("/sign-in"))
-        .header("cookie", format!("civitas_signin_csrf={form_cookie}"))
-        .form(&[
-            ("csrf_token", token.as_str()),
-            ("email", email),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), 303);
-    set_cookie(&signed_in, "civitas_session").unwrap()
+/// Signs `email` in through the form (rules accepted); returns the session
+/// cookie's value.
+async fn sign_in(app: &TestApp, _client: &reqwest::Client, email: &str) -> String {
+    let session = civitas_test_support::browser::sign_in(app, email, PASSWORD).await;
+    session.cookie.trim_start_matches("civitas_session=").to_owned()
 }
 
 #[tokio::test]

@@ -35,6 +35,11 @@ macro_rules! error_codes {
                 }
             }
 
+            /// The code whose string is `code`.
+            pub fn parse(code: &str) -> Option<ErrorCode> {
+                ErrorCode::ALL.iter().copied().find(|known| known.as_str() == code)
+            }
+
             /// The HTTP status this code is answered with.
             pub fn http_status(self) -> u16 {
                 match self {

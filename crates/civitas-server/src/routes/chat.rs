@@ -36,6 +36,31 @@ use crate::routes::models::{check_allowed, model_not_found};
 use crate::state::AppState;
 
 const ROUTE: &str = "/v1/chat/completions";
+
+/// Where a completion's conversation is kept.
+#[derive(Debug)]
+pub enum Keep {
+    /// The API: a new conversation holding the request's messages and the
+    /// answer.
+    NewConversation { classification: String },
+    /// The workspace: the answer appended to a stored conversation (its
+    /// question is already there), even when stopped part-way.
+    Append {
+        conversation_id: String,
+        ticket: crate::generations::GenerationTicket,
+    },
+    /// A temporary chat: nothing but the request record.
+    Nothing,
+}
+
+impl Keep {
+    fn stop_token(&self) -> Option<tokio_util::sync::CancellationToken> {
+        match self {
+            Keep::Append { ticket, .. } => Some(ticket.stop_token()),
+            _ => None,
+        }
+    }
+}
 const TOOL_CALL_OPEN: &str = "<tool_call>";
 const TOOL_CALL_CLOSE: &str = "</tool_call>";
 
@@ -492,10 +517,24 @@ async fn drive(
     mut writer: Option<&mut StreamWriter>,
     metrics_start: Instant,
     state: &AppState,
+    stop: Option<tokio_util::sync::CancellationToken>,
 ) -> Outcome {
     let mut outcome = Outcome::default();
     let mut first = true;
-    while let Some(event) = events.recv().await {
+    loop {
+        let event = match &stop {
+            Some(stop) => tokio::select! {
+                biased;
+                () = stop.cancelled() => {
+                    // Dropping the receiver frees the slot at the next step.
+                    outcome.cancelled = true;
+                    break;
+                }
+                event = events.recv() => event,
+            },
+            None => events.recv().await,
+        };
+        let Some(event) = event else { break };
         match event {
             GenerationEvent::Text(text) => {
                 if first {
@@ -549,7 +588,8 @@ async fn drive(
     outcome
 }
 
-/// Who asked, when, of which engine: what recording a completion needs.
+/// Who asked, when, of which engine, and where the conversation goes:
+/// what recording a completion needs.
 struct RequestContext {
     state: AppState,
     caller: Caller,
@@ -557,6 +597,42 @@ struct RequestContext {
     engine: std::sync::Arc<ChatEngine>,
     started: Instant,
     started_at: chrono::DateTime<chrono::Utc>,
+    keep: Keep,
+}
+
+/// A stored message's metadata object (`None` when it has nothing).
+fn message_metadata(tool_calls: Option<Value>, generation: Option<Value>) -> Option<String> {
+    let mut object = serde_json::Map::new();
+    if let Some(calls) = tool_calls {
+        object.insert("tool_calls".to_owned(), calls);
+    }
+    if let Some(generation) = generation {
+        object.insert("generation".to_owned(), generation);
+    }
+    (!object.is_empty()).then(|| Value::Object(object).to_string())
+}
+
+/// How the answer was made, kept with it (never any content).
+fn generation_metadata(context: &RequestContext, outcome: &Outcome, has_tool_calls: bool) -> Value {
+    let finish = if outcome.cancelled {
+        "stopped"
+    } else if has_tool_calls {
+        "tool_calls"
+    } else if outcome.reason == Some(StopReason::Length) {
+        "length"
+    } else {
+        "stop"
+    };
+    json!({
+        "model": context.engine.info().name,
+        "weights_sha256": context.engine.info().weights_sha256,
+        "request_id": context.request_id,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "latency_ms": context.started.elapsed().as_millis() as u64,
+        "first_token_ms": outcome.first_text_seconds.map(|seconds| (seconds * 1000.0).round() as u64),
+        "finish": finish,
+    })
 }
 
 /// Stores the conversation and the request record.
@@ -573,48 +649,58 @@ async fn persist(
         engine,
         started,
         started_at,
+        keep,
     } = context;
     let (started, started_at) = (*started, *started_at);
     let mut conversation_id = None;
-    if outcome.failed.is_none() {
-        let mut messages: Vec<NewMessage> = plan_messages
-            .iter()
-            .map(|message| NewMessage {
-                role: message.role.clone(),
-                content: message.content.clone(),
-                metadata: message
-                    .tool_calls
-                    .as_ref()
-                    .map(|calls| serde_json::to_string(calls).unwrap_or_default()),
-            })
-            .collect();
-        messages.push(NewMessage {
-            role: "assistant".to_owned(),
-            content: answer.content.clone().unwrap_or_default(),
-            metadata: answer
-                .tool_calls
-                .as_ref()
-                .map(|calls| serde_json::to_string(calls).unwrap_or_default()),
-        });
-        let title = plan_messages
-            .iter()
-            .find(|message| message.role == "user")
-            .map(|message| message.content.chars().take(80).collect::<String>());
-        match state
-            .store
-            .create_conversation(
-                NewConversation {
-                    owner: caller.actor.clone(),
-                    title,
-                    model: engine.info().name.clone(),
-                },
-                messages,
-            )
-            .await
-        {
-            Ok((conversation, _)) => conversation_id = Some(conversation.id),
-            Err(error) => tracing::error!(request_id, %error, "could not store the conversation"),
+    let reply = NewMessage {
+        role: "assistant".to_owned(),
+        content: answer.content.clone().unwrap_or_default(),
+        metadata: message_metadata(
+            answer.tool_calls.as_ref().map(|calls| json!(calls)),
+            Some(generation_metadata(context, outcome, answer.tool_calls.is_some())),
+        ),
+    };
+    match keep {
+        _ if outcome.failed.is_some() => {}
+        Keep::Nothing => {}
+        Keep::NewConversation { classification } => {
+            let mut messages: Vec<NewMessage> = plan_messages
+                .iter()
+                .map(|message| NewMessage {
+                    role: message.role.clone(),
+                    content: message.content.clone(),
+                    metadata: message_metadata(message.tool_calls.as_ref().map(|calls| json!(calls)), None),
+                })
+                .collect();
+            messages.push(reply);
+            let title = plan_messages
+                .iter()
+                .find(|message| message.role == "user")
+                .map(|message| message.content.chars().take(80).collect::<String>());
+            match state
+                .store
+                .create_conversation(
+                    NewConversation {
+                        owner: caller.actor.clone(),
+                        title,
+                        model: engine.info().name.clone(),
+                        classification: classification.clone(),
+                    },
+                    messages,
+                )
+                .await
+            {
+                Ok((conversation, _)) => conversation_id = Some(conversation.id),
+                Err(error) => tracing::error!(request_id, %error, "could not store the conversation"),
+            }
         }
+        Keep::Append {
+            conversation_id: id, ..
+        } => match state.store.append_messages(id, vec![reply]).await {
+            Ok(_) => conversation_id = Some(id.clone()),
+            Err(error) => tracing::error!(request_id, %error, "could not store the answer"),
+        },
     }
     let (status, error_code) = if outcome.failed.is_some() {
         (500, Some(ErrorCode::InternalError.as_str().to_owned()))
@@ -714,6 +800,23 @@ pub async fn completions(
     let started = arrived
         .map(|Extension(RequestStart(at))| at)
         .unwrap_or_else(Instant::now);
+    let keep = Keep::NewConversation {
+        classification: state.config.workspace.default_classification.clone(),
+    };
+    run(state, &principal, caller, request_id, started, request, keep).await
+}
+
+/// One completion for `principal`, kept as `keep` says: the API's handler
+/// and the workspace's both come here.
+pub async fn run(
+    state: AppState,
+    principal: &civitas_identity::Principal,
+    caller: Caller,
+    request_id: String,
+    started: Instant,
+    request: ChatCompletionRequest,
+    keep: Keep,
+) -> Result<Response, ApiError> {
     let started_at = chrono::Utc::now();
     let served = state
         .chat
@@ -726,7 +829,7 @@ pub async fn completions(
     if !served {
         return Err(model_not_found(&request.model));
     }
-    check_allowed(&principal, &request.model)?;
+    check_allowed(principal, &request.model)?;
     let local = state
         .chat
         .clone()
@@ -788,7 +891,14 @@ pub async fn completions(
                 ..ChunkDelta::default()
             };
             writer.send(ids.chunk(role, None, None)).await;
-            let outcome = drive(receiver, Some(&mut writer), started, &task_state).await;
+            let outcome = drive(
+                receiver,
+                Some(&mut writer),
+                started,
+                &task_state,
+                keep.stop_token(),
+            )
+            .await;
             let answer = assistant_message(&plan, &outcome);
             if !writer.client_gone && outcome.failed.is_none() {
                 let tool_calls = answer.tool_calls.clone().unwrap_or_default();
@@ -854,6 +964,7 @@ pub async fn completions(
                 engine,
                 started,
                 started_at,
+                keep,
             };
             persist(&context, &plan.messages, &answer, &outcome).await;
         });
@@ -873,7 +984,7 @@ pub async fn completions(
     let task_state = state.clone();
     let task_request_id = request_id.clone();
     tokio::spawn(async move {
-        let outcome = drive(receiver, None, started, &task_state).await;
+        let outcome = drive(receiver, None, started, &task_state, keep.stop_token()).await;
         let answer = assistant_message(&plan, &outcome);
         let context = RequestContext {
             state: task_state,
@@ -882,6 +993,7 @@ pub async fn completions(
             engine,
             started,
             started_at,
+            keep,
         };
         let conversation_id = persist(&context, &plan.messages, &answer, &outcome).await;
         let _ = done.send((outcome, answer, conversation_id));

@@ -395,6 +395,9 @@ pub async fn callback(
                 code = error.code.as_str(),
                 "single sign-on ended on the sign-in page"
             );
+            if error.code == ErrorCode::AccountPending {
+                return Ok(redirect("/pending"));
+            }
             Ok(redirect(&format!("/sign-in?notice={}", error.code.as_str())))
         }
         other => other,

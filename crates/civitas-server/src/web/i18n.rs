@@ -87,6 +87,74 @@ impl Texts {
     }
 }
 
+impl Texts {
+    /// A moment in this language, in UTC: `Nov 29, 2026, 14:05 UTC` or
+    /// `29 nov. 2026, 14:05 UTC`.
+    pub fn datetime(&self, at: chrono::DateTime<chrono::Utc>) -> String {
+        use chrono::{Datelike, Timelike};
+        const EN: [&str; 12] = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        const FR: [&str; 12] = [
+            "janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.", "oct.", "nov.", "déc.",
+        ];
+        let month = at.month0() as usize;
+        match self.lang {
+            "fr" => format!(
+                "{} {} {}, {:02}:{:02} UTC",
+                at.day(),
+                FR[month],
+                at.year(),
+                at.hour(),
+                at.minute()
+            ),
+            _ => format!(
+                "{} {}, {}, {:02}:{:02} UTC",
+                EN[month],
+                at.day(),
+                at.year(),
+                at.hour(),
+                at.minute()
+            ),
+        }
+    }
+
+    /// A whole number grouped by thousands: `12,345` or `12 345` (French
+    /// uses a narrow no-break space).
+    pub fn number(&self, value: i64) -> String {
+        let separator = if self.lang == "fr" { '\u{202f}' } else { ',' };
+        let digits = value.unsigned_abs().to_string();
+        let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+        if value < 0 {
+            out.push('-');
+        }
+        for (index, digit) in digits.chars().enumerate() {
+            if index > 0 && (digits.len() - index).is_multiple_of(3) {
+                out.push(separator);
+            }
+            out.push(digit);
+        }
+        out
+    }
+
+    /// A decimal number with `places` decimals: `1,234.50` or `1 234,50`.
+    pub fn decimal(&self, value: f64, places: usize) -> String {
+        let text = format!("{:.places$}", value.abs());
+        let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+        let whole: i64 = whole.parse().unwrap_or(0);
+        let mut out = if value < 0.0 && value.abs() >= 0.5 * 10f64.powi(-(places as i32)) {
+            format!("-{}", self.number(whole))
+        } else {
+            self.number(whole)
+        };
+        if places > 0 {
+            out.push(if self.lang == "fr" { ',' } else { '.' });
+            out.push_str(fraction);
+        }
+        out
+    }
+}
+
 /// The language of a request.
 pub fn negotiate(headers: &HeaderMap) -> Texts {
     if let Some(chosen) = crate::auth::cookie(headers, LANGUAGE_COOKIE) {
@@ -152,8 +220,8 @@ mod tests {
             }
         }
         assert_eq!(
-            Texts::new("fr").with("home-intro", &[("name", "Jeanne"), ("agency", "DINUM")]),
-            "Vous êtes connecté·e en tant que Jeanne (DINUM)."
+            Texts::new("fr").with("delete-text", &[("title", "Budget 2027")]),
+            "« Budget 2027 » et tous ses messages seront supprimés. C’est définitif."
         );
     }
 
@@ -172,5 +240,21 @@ mod tests {
         assert_eq!(negotiate(&headers).lang, "fr");
         headers.insert(header::COOKIE, HeaderValue::from_static("civitas_lang=xx"));
         assert_eq!(negotiate(&headers).lang, "en");
+    }
+
+    #[test]
+    fn dates_and_numbers_follow_the_language() {
+        use chrono::TimeZone;
+        let at = chrono::Utc.with_ymd_and_hms(2026, 2, 3, 4, 5, 6).unwrap();
+        assert_eq!(Texts::new("en").datetime(at), "Feb 3, 2026, 04:05 UTC");
+        assert_eq!(Texts::new("fr").datetime(at), "3 févr. 2026, 04:05 UTC");
+        assert_eq!(Texts::new("en").number(1_234_567), "1,234,567");
+        assert_eq!(Texts::new("fr").number(1_234_567), "1\u{202f}234\u{202f}567");
+        assert_eq!(Texts::new("en").number(-999), "-999");
+        assert_eq!(Texts::new("en").number(0), "0");
+        assert_eq!(Texts::new("en").decimal(1234.5, 2), "1,234.50");
+        assert_eq!(Texts::new("fr").decimal(1234.5, 2), "1\u{202f}234,50");
+        assert_eq!(Texts::new("en").decimal(0.004, 2), "0.00");
+        assert_eq!(Texts::new("en").decimal(-2.5, 1), "-2.5");
     }
 }

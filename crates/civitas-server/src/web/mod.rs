@@ -8,7 +8,11 @@
 //! [`PUBLIC_PAGES`]; any other page redirects to the sign-in page without
 //! a session.
 
+mod chat;
+mod export;
 pub mod i18n;
+pub mod markdown;
+mod rules;
 mod settings;
 
 use askama::Template;
@@ -32,7 +36,7 @@ mod assets {
 }
 
 /// Pages reachable without a session.
-pub const PUBLIC_PAGES: &[&str] = &["/sign-in", "/assets/{*path}"];
+pub const PUBLIC_PAGES: &[&str] = &["/sign-in", "/pending", "/assets/{*path}", "/classification.css"];
 
 /// The cookie holding the sign-in form's CSRF token (before any session).
 const SIGN_IN_CSRF_COOKIE: &str = "civitas_signin_csrf";
@@ -89,13 +93,34 @@ async fn security_headers(State(state): State<AppState>, request: Request, next:
 /// the browser accepts gzip (the API's streams are left alone).
 pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/", get(home))
+        .route("/", get(chat::index))
+        .route("/c", post(chat::create))
+        .route("/c/{id}", get(chat::show))
+        .route("/c/{id}/thread", get(chat::thread))
+        .route("/c/{id}/reply", post(chat::reply))
+        .route("/c/{id}/regenerate", post(chat::regenerate))
+        .route("/c/{id}/edit", post(chat::edit))
+        .route("/c/{id}/stop", post(chat::stop))
+        .route("/c/{id}/rename", post(chat::rename))
+        .route("/c/{id}/delete", get(chat::confirm_delete).post(chat::delete))
+        .route("/c/{id}/feedback/{message_id}", post(chat::feedback))
+        .route("/c/{id}/export.json", get(export::json))
+        .route("/c/{id}/export.html", get(export::html))
+        .route(
+            "/temporary",
+            get(chat::temporary_page).post(chat::temporary_reply),
+        )
+        .route("/temporary/render", post(chat::render_markdown))
+        .route("/rules", get(rules::show).post(rules::accept))
+        .route("/pending", get(rules::pending))
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/settings", get(settings::show))
+        .route("/settings/preferences", post(settings::save_preferences))
         .route("/settings/keys", post(settings::create_key))
         .route("/settings/keys/{key_id}/revoke", post(settings::revoke_key))
         .route("/assets/{*path}", get(asset))
+        .route("/classification.css", get(classification_css))
         .layer(from_fn_with_state(state, security_headers))
         .layer(tower_http::compression::CompressionLayer::new())
 }
@@ -114,11 +139,130 @@ async fn asset(Path(path): Path<String>) -> Response {
     }
 }
 
+/// The colours of the classification banners, from the configuration
+/// (a stylesheet, since the pages allow no inline style).
+async fn classification_css(State(state): State<AppState>) -> Response {
+    let mut css = String::new();
+    for level in &state.config.classifications {
+        css.push_str(&format!(
+            ".civitas-classification--{} {{ background: {}; color: {}; }}\n",
+            level.id, level.background, level.foreground
+        ));
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        css,
+    )
+        .into_response()
+}
+
+/// The classification banner of a page.
+#[derive(Debug, Clone)]
+pub struct Banner {
+    pub id: String,
+    pub label: String,
+}
+
+/// The banner for `level` (an unknown or absent level shows the default).
+pub fn banner(state: &AppState, t: Texts, level: Option<&str>) -> Banner {
+    let levels = &state.config.classifications;
+    let wanted = level.unwrap_or(&state.config.workspace.default_classification);
+    let found = levels
+        .iter()
+        .find(|candidate| candidate.id == wanted)
+        .or_else(|| {
+            levels
+                .iter()
+                .find(|candidate| candidate.id == state.config.workspace.default_classification)
+        })
+        .or(levels.first());
+    match found {
+        Some(level) => Banner {
+            id: level.id.clone(),
+            label: level_label(level, t),
+        },
+        None => Banner {
+            id: "unclassified".to_owned(),
+            label: String::new(),
+        },
+    }
+}
+
+/// A level's label in the page's language (English when it has none).
+pub fn level_label(level: &civitas_config::ClassificationLevel, t: Texts) -> String {
+    level
+        .labels
+        .get(t.lang)
+        .or_else(|| level.labels.get("en"))
+        .cloned()
+        .unwrap_or_else(|| level.id.to_uppercase())
+}
+
+/// What the frame of every page needs besides its words.
+#[derive(Debug, Clone)]
+pub struct Shell {
+    pub csrf_token: String,
+    pub banner: Banner,
+    pub signed_in: bool,
+    /// The signed-in person's name.
+    pub person: String,
+    /// Show the administration link.
+    pub admin: bool,
+    /// Which navigation entry is the current page.
+    pub current: &'static str,
+}
+
+impl Shell {
+    /// The frame of a page seen without a session.
+    pub fn public(state: &AppState, t: Texts) -> Shell {
+        Shell {
+            csrf_token: String::new(),
+            banner: banner(state, t, None),
+            signed_in: false,
+            person: String::new(),
+            admin: false,
+            current: "",
+        }
+    }
+
+    /// The frame of a signed-in page.
+    pub fn of(
+        state: &AppState,
+        t: Texts,
+        principal: &Principal,
+        level: Option<&str>,
+        current: &'static str,
+    ) -> Shell {
+        Shell {
+            csrf_token: csrf_of(principal),
+            banner: banner(state, t, level),
+            signed_in: true,
+            person: principal.person.display_name.clone(),
+            admin: principal.holds_anywhere(civitas_identity::policy::AGENCY_READERS)
+                || principal.is_platform_admin(),
+            current,
+        }
+    }
+}
+
+/// The session's CSRF token (empty for a key, which pages never see).
+pub fn csrf_of(principal: &Principal) -> String {
+    match &principal.credential {
+        Credential::Session { csrf_token, .. } => csrf_token.clone(),
+        Credential::Key(_) => String::new(),
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct LanguageQuery {
     lang: Option<String>,
     /// Why a single sign-on ended here (an error code).
     notice: Option<String>,
+    /// Settings were just saved.
+    saved: Option<String>,
 }
 
 /// The localized explanation of an error code sent back to the sign-in page.
@@ -175,56 +319,40 @@ fn page(status: StatusCode, template: &impl Template, extra: HeaderMap) -> Respo
 
 /// The signed-in person of a page request, if any.
 async fn signed_in(state: &AppState, headers: &HeaderMap, safe: bool, csrf: &str) -> Option<Principal> {
-    let token = cookie(headers, SESSION_COOKIE)?;
-    from_session(state, token, safe, csrf)
+    signed_in_with_version(state, headers, safe, csrf)
         .await
-        .ok()
         .map(|(principal, _)| principal)
 }
 
-#[derive(Template)]
-#[template(path = "home.html")]
-struct HomePage {
-    t: Texts,
-    intro: String,
-    csrf_token: String,
+/// The signed-in person and the identity version read with the session.
+async fn signed_in_with_version(
+    state: &AppState,
+    headers: &HeaderMap,
+    safe: bool,
+    csrf: &str,
+) -> Option<(Principal, i64)> {
+    let token = cookie(headers, SESSION_COOKIE)?;
+    from_session(state, token, safe, csrf).await.ok()
 }
 
-async fn home(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(query): Query<LanguageQuery>,
-) -> Response {
-    let mut extra = HeaderMap::new();
-    let t = language(&headers, &query, &mut extra);
-    let Some(principal) = signed_in(&state, &headers, true, "").await else {
-        let mut response = Redirect::to("/sign-in").into_response();
-        append_all(response.headers_mut(), extra);
-        return response;
-    };
-    let agency = state
-        .store
-        .get_agency(principal.agency_id())
-        .await
-        .ok()
-        .flatten()
-        .map(|agency| agency.name)
-        .unwrap_or_default();
-    let csrf_token = match &principal.credential {
-        Credential::Session { csrf_token, .. } => csrf_token.clone(),
-        Credential::Key(_) => String::new(),
-    };
-    let intro = t.with(
-        "home-intro",
-        &[("name", &principal.person.display_name), ("agency", &agency)],
-    );
-    page(StatusCode::OK, &HomePage { t, intro, csrf_token }, extra)
+/// Where a signed-in page request goes instead, if anywhere: the rules of
+/// behaviour until the person has accepted their current version.
+async fn gate(state: &AppState, principal: &Principal) -> Option<Response> {
+    match rules::accepted(state, principal).await {
+        Ok(true) => None,
+        Ok(false) => Some(Redirect::to("/rules").into_response()),
+        Err(error) => {
+            tracing::error!(%error, "could not read the rules of behaviour");
+            Some(StatusCode::SERVICE_UNAVAILABLE.into_response())
+        }
+    }
 }
 
 #[derive(Template)]
 #[template(path = "sign_in.html")]
 struct SignInPage {
     t: Texts,
+    shell: Shell,
     csrf_token: String,
     email: String,
     error: Option<String>,
@@ -254,6 +382,7 @@ fn sign_in_form(state: &AppState, t: Texts, email: String, error: Option<String>
     (
         SignInPage {
             t,
+            shell: Shell::public(state, t),
             csrf_token,
             email,
             error,
@@ -319,7 +448,7 @@ async fn sign_in(
                 ErrorCode::SecondFactorRequired => t.get("error-second-factor-required"),
                 ErrorCode::AccountLocked => t.get("error-account-locked"),
                 ErrorCode::AccountDisabled => t.get("error-account-disabled"),
-                ErrorCode::AccountPending => t.get("error-account-pending"),
+                ErrorCode::AccountPending => return Redirect::to("/pending").into_response(),
                 _ => {
                     let reference = uuid::Uuid::now_v7().simple().to_string();
                     tracing::warn!(code = error.code.as_str(), reference, "sign-in page error");

@@ -1,19 +1,20 @@
-//! `/settings`: the person's language and API keys (create — the secret
-//! is shown once —, list, revoke). Every form carries the session's CSRF
-//! token.
+//! `/settings`: the person's language and default model, and their API
+//! keys (create — the secret is shown once —, list, revoke). Every form
+//! carries the session's CSRF token.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use chrono::Utc;
 use civitas_identity::provision::{self, KeyRequest, ProvisionError};
-use civitas_identity::{policy, Credential, Principal};
+use civitas_identity::{policy, Principal};
 use serde::Deserialize;
 
-use super::i18n::Texts;
-use super::{language, page, signed_in, LanguageQuery};
+use super::chat::{usable_models, Choice};
+use super::i18n::{Texts, LANGUAGES, LANGUAGE_COOKIE};
+use super::{gate, language, page, signed_in, LanguageQuery, Shell};
 use crate::state::AppState;
 
 /// One key as the page shows it.
@@ -32,19 +33,17 @@ pub struct KeyRow {
 #[template(path = "settings.html")]
 struct SettingsPage {
     t: Texts,
+    shell: Shell,
     csrf_token: String,
+    models: Vec<Choice>,
+    languages: Vec<Choice>,
+    saved: bool,
     keys: Vec<KeyRow>,
     created: Option<String>,
     name_error: Option<String>,
 }
 
-fn csrf_of(principal: &Principal) -> String {
-    match &principal.credential {
-        Credential::Session { csrf_token, .. } => csrf_token.clone(),
-        Credential::Key(_) => String::new(),
-    }
-}
-
+#[allow(clippy::too_many_arguments, reason = "what the page shows, one value each")]
 async fn render(
     state: &AppState,
     t: Texts,
@@ -53,6 +52,7 @@ async fn render(
     name_error: Option<String>,
     status: StatusCode,
     extra: HeaderMap,
+    saved: bool,
 ) -> Response {
     let keys = state
         .store
@@ -86,12 +86,43 @@ async fn render(
             }
         })
         .collect();
-    let csrf_token = csrf_of(principal);
+    let csrf_token = super::csrf_of(principal);
+    let preferences = state
+        .store
+        .get_preferences(principal.id())
+        .await
+        .unwrap_or_default();
+    let mut models = vec![Choice {
+        value: String::new(),
+        label: t.get("default-model-first"),
+        selected: preferences.default_model.is_none(),
+    }];
+    models.extend(usable_models(state, principal).into_iter().map(|model| Choice {
+        selected: preferences.default_model.as_deref() == Some(model.as_str()),
+        label: model.clone(),
+        value: model,
+    }));
+    let mut languages = vec![Choice {
+        value: String::new(),
+        label: t.get("language-browser"),
+        selected: preferences.language.is_none(),
+    }];
+    languages.extend(
+        [("en", "English"), ("fr", "Français")].map(|(code, name)| Choice {
+            value: code.to_owned(),
+            label: name.to_owned(),
+            selected: preferences.language.as_deref() == Some(code),
+        }),
+    );
     page(
         status,
         &SettingsPage {
             t,
+            shell: Shell::of(state, t, principal, None, "settings"),
             csrf_token,
+            models,
+            languages,
+            saved,
             keys: rows,
             created,
             name_error,
@@ -110,7 +141,58 @@ pub async fn show(
     let Some(principal) = signed_in(&state, &headers, true, "").await else {
         return Redirect::to("/sign-in").into_response();
     };
-    render(&state, t, &principal, None, None, StatusCode::OK, extra).await
+    if let Some(elsewhere) = gate(&state, &principal).await {
+        return elsewhere;
+    }
+    let saved = query.saved.is_some();
+    render(&state, t, &principal, None, None, StatusCode::OK, extra, saved).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PreferencesForm {
+    csrf_token: String,
+    #[serde(default)]
+    language: String,
+    #[serde(default)]
+    default_model: String,
+}
+
+/// Saves the language and default model; the language also becomes this
+/// browser's (and follows the person to the next browser they sign in on).
+pub async fn save_preferences(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PreferencesForm>,
+) -> Response {
+    let Some(principal) = signed_in(&state, &headers, false, &form.csrf_token).await else {
+        return Redirect::to("/sign-in").into_response();
+    };
+    let language = Some(form.language).filter(|lang| !lang.is_empty());
+    let default_model = Some(form.default_model).filter(|model| !model.is_empty());
+    if language.as_deref().is_some_and(|lang| !LANGUAGES.contains(&lang))
+        || default_model
+            .as_ref()
+            .is_some_and(|model| !usable_models(&state, &principal).contains(model))
+    {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    }
+    let preferences = civitas_store::Preferences {
+        language: language.clone(),
+        default_model,
+    };
+    if let Err(error) = state.store.put_preferences(principal.id(), &preferences).await {
+        tracing::error!(%error, "could not save preferences");
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let mut response = Redirect::to("/settings?saved=1").into_response();
+    let cookie = match &language {
+        Some(lang) => format!("{LANGUAGE_COOKIE}={lang}; Path=/; Max-Age=31536000; SameSite=Lax"),
+        None => format!("{LANGUAGE_COOKIE}=; Path=/; Max-Age=0; SameSite=Lax"),
+    };
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +240,7 @@ pub async fn create_key(
                 None,
                 StatusCode::CREATED,
                 HeaderMap::new(),
+                false,
             )
             .await
         }
@@ -171,6 +254,7 @@ pub async fn create_key(
                 message,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 HeaderMap::new(),
+                false,
             )
             .await
         }

@@ -9,10 +9,12 @@
 use crate::{NewConversation, NewMessage, RequestRecord, Store, StoreError};
 
 mod identity;
+mod workspace;
 use chrono::{Duration, Utc};
 pub use identity::*;
+pub use workspace::*;
 
-fn message(role: &str, content: &str) -> NewMessage {
+pub(crate) fn message(role: &str, content: &str) -> NewMessage {
     NewMessage {
         role: role.to_owned(),
         content: content.to_owned(),
@@ -27,6 +29,7 @@ pub async fn conversation_round_trip(store: &dyn Store) {
                 owner: "key-1".to_owned(),
                 title: Some("Permis de construire — délais".to_owned()),
                 model: "tiny".to_owned(),
+                classification: "unclassified".to_owned(),
             },
             vec![message("user", "Bonjour ✓ 日本"), message("assistant", "Hello")],
         )
@@ -51,6 +54,7 @@ pub async fn append_continues_sequence(store: &dyn Store) {
                 owner: "key-1".to_owned(),
                 title: None,
                 model: "tiny".to_owned(),
+                classification: "unclassified".to_owned(),
             },
             vec![message("user", "one")],
         )
@@ -92,6 +96,7 @@ pub async fn failed_create_leaves_nothing(store: &dyn Store) {
                 owner: "key-atomic".to_owned(),
                 title: None,
                 model: "tiny".to_owned(),
+                classification: "unclassified".to_owned(),
             },
             vec![message("user", "fine"), message("user", "bad\0byte")],
         )
@@ -110,6 +115,7 @@ pub async fn conversations_listed_newest_first_per_owner(store: &dyn Store) {
                     owner: "key-order".to_owned(),
                     title: Some(title.to_owned()),
                     model: "tiny".to_owned(),
+                    classification: "unclassified".to_owned(),
                 },
                 vec![],
             )
@@ -122,6 +128,7 @@ pub async fn conversations_listed_newest_first_per_owner(store: &dyn Store) {
                 owner: "someone-else".to_owned(),
                 title: Some("other".to_owned()),
                 model: "tiny".to_owned(),
+                classification: "unclassified".to_owned(),
             },
             vec![],
         )
@@ -202,7 +209,13 @@ macro_rules! conformance_tests {
             charges_and_usage_summary,
             group_membership_from_the_group_side,
             oidc_states_are_consumed_once,
-            holders_carry_the_person_and_a_version_that_moves
+            holders_carry_the_person_and_a_version_that_moves,
+            search_finds_titles_and_messages_of_the_owner_only,
+            rename_and_delete_only_by_the_owner,
+            replacing_the_tail_is_all_or_nothing,
+            appending_moves_a_conversation_to_the_top,
+            feedback_is_one_per_person_and_message,
+            preferences_and_rules_acceptance
         );
     };
     (@case $make:expr, $($name:ident),*) => {

@@ -1,0 +1,291 @@
+//! The SQL of [`WorkspaceStore`](crate::WorkspaceStore), shared by both
+//! databases; expanded by [`impl_sql_store!`](crate::impl_sql_store).
+
+/// Implements [`WorkspaceStore`](crate::WorkspaceStore) for `$store`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! impl_sql_workspace_store {
+    ($store:ident, $db:ty, $row:ty) => {
+fn sql_feedback_from_row(row: &$row) -> Result<$crate::Feedback, sqlx::Error> {
+    Ok($crate::Feedback {
+        message_id: sqlx::Row::try_get(row, "message_id")?,
+        conversation_id: sqlx::Row::try_get(row, "conversation_id")?,
+        person_id: sqlx::Row::try_get(row, "person_id")?,
+        agency_id: sqlx::Row::try_get(row, "agency_id")?,
+        model: sqlx::Row::try_get(row, "model")?,
+        rating: sqlx::Row::try_get(row, "rating")?,
+        comment: sqlx::Row::try_get(row, "comment")?,
+        updated_at: sqlx::Row::try_get(row, "updated_at")?,
+    })
+}
+
+/// `%text%` for `LIKE … ESCAPE '\'`, lower-cased, with `%`, `_` and `\`
+/// taken literally.
+fn sql_like_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for character in text.to_lowercase().chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(character);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[async_trait::async_trait]
+impl $crate::WorkspaceStore for $store {
+    async fn search_conversations(
+        &self,
+        owner: &str,
+        query: &str,
+        limit: u32,
+    ) -> $crate::StoreResult<Vec<$crate::Conversation>> {
+        $crate::check_text("query", query)?;
+        let rows = sqlx::query(
+            "SELECT id, owner, title, model, classification, created_at, updated_at FROM conversations c
+             WHERE owner = $1 AND (LOWER(COALESCE(title, '')) LIKE $2 ESCAPE '\\'
+                OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id
+                           AND LOWER(m.content) LIKE $2 ESCAPE '\\'))
+             ORDER BY updated_at DESC, id DESC LIMIT $3",
+        )
+        .bind(owner)
+        .bind(sql_like_pattern(query))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        rows.iter()
+            .map(sql_conversation_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(sql_unavailable)
+    }
+
+    async fn rename_conversation(
+        &self,
+        owner: &str,
+        conversation_id: &str,
+        title: &str,
+    ) -> $crate::StoreResult<bool> {
+        $crate::check_text("title", title)?;
+        let done = sqlx::query("UPDATE conversations SET title = $3, updated_at = $4 WHERE id = $1 AND owner = $2")
+            .bind(conversation_id)
+            .bind(owner)
+            .bind(title)
+            .bind($crate::now())
+            .execute(&self.pool)
+            .await
+            .map_err(sql_unavailable)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn delete_conversation(&self, owner: &str, conversation_id: &str) -> $crate::StoreResult<bool> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let owned: Option<String> = sqlx::query_scalar("SELECT id FROM conversations WHERE id = $1 AND owner = $2")
+            .bind(conversation_id)
+            .bind(owner)
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        if owned.is_none() {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM messages WHERE conversation_id = $1")
+            .bind(conversation_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        sqlx::query("DELETE FROM conversations WHERE id = $1")
+            .bind(conversation_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        transaction.commit().await.map_err(sql_unavailable)?;
+        Ok(true)
+    }
+
+    async fn replace_messages_from(
+        &self,
+        conversation_id: &str,
+        from_seq: i64,
+        messages: Vec<$crate::NewMessage>,
+    ) -> $crate::StoreResult<Vec<$crate::Message>> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let next = Self::sql_lock_conversation(&mut transaction, conversation_id).await?;
+        if from_seq < 0 || from_seq > next {
+            return Err($crate::StoreError::Invalid(format!(
+                "message {from_seq} is not in the conversation"
+            )));
+        }
+        sqlx::query("DELETE FROM messages WHERE conversation_id = $1 AND seq >= $2")
+            .bind(conversation_id)
+            .bind(from_seq)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        let stored = Self::insert_messages(&mut transaction, conversation_id, from_seq, messages).await?;
+        transaction.commit().await.map_err(sql_unavailable)?;
+        Ok(stored)
+    }
+
+    async fn put_feedback(&self, feedback: &$crate::Feedback) -> $crate::StoreResult<()> {
+        if let Some(comment) = &feedback.comment {
+            $crate::check_text("comment", comment)?;
+        }
+        if !matches!(feedback.rating, -1 | 1) {
+            return Err($crate::StoreError::Invalid("a rating is 1 or -1".to_owned()));
+        }
+        sqlx::query(
+            "INSERT INTO message_feedback (message_id, person_id, conversation_id, agency_id, model,
+                 rating, comment, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (message_id, person_id) DO UPDATE SET rating = excluded.rating,
+                 comment = excluded.comment, updated_at = excluded.updated_at",
+        )
+        .bind(&feedback.message_id)
+        .bind(&feedback.person_id)
+        .bind(&feedback.conversation_id)
+        .bind(&feedback.agency_id)
+        .bind(&feedback.model)
+        .bind(feedback.rating)
+        .bind(&feedback.comment)
+        .bind(feedback.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        Ok(())
+    }
+
+    async fn list_feedback(
+        &self,
+        person_id: &str,
+        conversation_id: &str,
+    ) -> $crate::StoreResult<Vec<$crate::Feedback>> {
+        let rows = sqlx::query(
+            "SELECT message_id, person_id, conversation_id, agency_id, model, rating, comment, updated_at
+             FROM message_feedback WHERE person_id = $1 AND conversation_id = $2",
+        )
+        .bind(person_id)
+        .bind(conversation_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        rows.iter()
+            .map(sql_feedback_from_row)
+            .collect::<Result<_, _>>()
+            .map_err(sql_unavailable)
+    }
+
+    async fn get_preferences(&self, person_id: &str) -> $crate::StoreResult<$crate::Preferences> {
+        let row = sqlx::query("SELECT language, default_model FROM person_preferences WHERE person_id = $1")
+            .bind(person_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_unavailable)?;
+        let Some(row) = row else {
+            return Ok($crate::Preferences::default());
+        };
+        Ok($crate::Preferences {
+            language: sqlx::Row::try_get(&row, "language").map_err(sql_unavailable)?,
+            default_model: sqlx::Row::try_get(&row, "default_model").map_err(sql_unavailable)?,
+        })
+    }
+
+    async fn put_preferences(
+        &self,
+        person_id: &str,
+        preferences: &$crate::Preferences,
+    ) -> $crate::StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO person_preferences (person_id, language, default_model, updated_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (person_id) DO UPDATE SET language = excluded.language,
+                 default_model = excluded.default_model, updated_at = excluded.updated_at",
+        )
+        .bind(person_id)
+        .bind(&preferences.language)
+        .bind(&preferences.default_model)
+        .bind($crate::now())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| sql_write_error(error, "person"))?;
+        Ok(())
+    }
+
+    async fn get_agency_rules(&self, agency_id: &str) -> $crate::StoreResult<Option<$crate::AgencyRules>> {
+        let row = sqlx::query(
+            "SELECT agency_id, text, version, updated_at, updated_by FROM agency_rules WHERE agency_id = $1",
+        )
+        .bind(agency_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        let Some(row) = row else { return Ok(None) };
+        let read = |row: &$row| -> Result<$crate::AgencyRules, sqlx::Error> {
+            Ok($crate::AgencyRules {
+                agency_id: sqlx::Row::try_get(row, "agency_id")?,
+                text: sqlx::Row::try_get(row, "text")?,
+                version: sqlx::Row::try_get(row, "version")?,
+                updated_at: sqlx::Row::try_get(row, "updated_at")?,
+                updated_by: sqlx::Row::try_get(row, "updated_by")?,
+            })
+        };
+        read(&row).map(Some).map_err(sql_unavailable)
+    }
+
+    async fn put_agency_rules(&self, rules: &$crate::AgencyRules) -> $crate::StoreResult<()> {
+        $crate::check_text("rules", &rules.text)?;
+        sqlx::query(
+            "INSERT INTO agency_rules (agency_id, text, version, updated_at, updated_by)
+             VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (agency_id) DO UPDATE SET text = excluded.text, version = excluded.version,
+                 updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(&rules.agency_id)
+        .bind(&rules.text)
+        .bind(&rules.version)
+        .bind(rules.updated_at)
+        .bind(&rules.updated_by)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| sql_write_error(error, "agency"))?;
+        Ok(())
+    }
+
+    async fn accept_rules(
+        &self,
+        person_id: &str,
+        agency_id: &str,
+        version: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> $crate::StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO rules_acceptances (person_id, version, agency_id, accepted_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (person_id, version) DO NOTHING",
+        )
+        .bind(person_id)
+        .bind(version)
+        .bind(agency_id)
+        .bind(at)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| sql_write_error(error, "person"))?;
+        Ok(())
+    }
+
+    async fn rules_accepted_at(
+        &self,
+        person_id: &str,
+        version: &str,
+    ) -> $crate::StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+        sqlx::query_scalar("SELECT accepted_at FROM rules_acceptances WHERE person_id = $1 AND version = $2")
+            .bind(person_id)
+            .bind(version)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(sql_unavailable)
+    }
+}
+    };
+}

@@ -1,0 +1,281 @@
+// Civitas workspace: progressive enhancement of the chat. Every form works
+// without this script; with it, answers stream in as they are written.
+(function () {
+  "use strict";
+
+  var strings = document.getElementById("chat-strings");
+  var say = function (key) { return strings ? strings.dataset[key] || "" : ""; };
+  var statusRegion = document.getElementById("chat-status");
+  var errorRegion = document.getElementById("chat-error");
+
+  function announce(text) {
+    if (!statusRegion) return;
+    statusRegion.textContent = "";
+    // A fresh text node so that screen readers read it again.
+    window.setTimeout(function () { statusRegion.textContent = text; }, 50);
+  }
+
+  function showError(text) {
+    if (!errorRegion) return;
+    errorRegion.textContent = "";
+    var alert = document.createElement("div");
+    alert.className = "usa-alert usa-alert--error usa-alert--slim";
+    var body = document.createElement("div");
+    body.className = "usa-alert__body";
+    var p = document.createElement("p");
+    p.className = "usa-alert__text";
+    p.textContent = text;
+    body.appendChild(p);
+    alert.appendChild(body);
+    errorRegion.appendChild(alert);
+  }
+
+  function threadList() {
+    var thread = document.getElementById("thread");
+    if (!thread) return null;
+    var list = thread.querySelector("ol.civitas-thread");
+    if (!list) {
+      list = document.createElement("ol");
+      list.className = "civitas-thread";
+      thread.appendChild(list);
+    }
+    return list;
+  }
+
+  function bubble(role, text) {
+    var item = document.createElement("li");
+    item.className = "civitas-message civitas-message--" + role;
+    var author = document.createElement("h2");
+    author.className = "civitas-message__author";
+    author.textContent = role === "user" ? say("you") : say("assistant");
+    var body = document.createElement("div");
+    body.className = "civitas-message__body";
+    var p = document.createElement("p");
+    p.className = "civitas-plain";
+    p.textContent = text;
+    body.appendChild(p);
+    item.appendChild(author);
+    item.appendChild(body);
+    return { item: item, text: p, body: body };
+  }
+
+  // Reads a server-sent event stream of chat completion chunks, calling
+  // onText with each piece of content. Resolves when the stream ends.
+  function readStream(response, onText) {
+    var reader = response.body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "";
+    function pump() {
+      return reader.read().then(function (result) {
+        if (result.done) return;
+        buffer += decoder.decode(result.value, { stream: true });
+        var events = buffer.split("\n\n");
+        buffer = events.pop();
+        events.forEach(function (event) {
+          event.split("\n").forEach(function (line) {
+            if (line.indexOf("data:") !== 0) return;
+            var data = line.slice(5).trim();
+            if (!data || data === "[DONE]") return;
+            try {
+              var chunk = JSON.parse(data);
+              if (chunk.error) { showError(chunk.error.message || say("failed")); return; }
+              var choice = chunk.choices && chunk.choices[0];
+              if (choice && choice.delta && choice.delta.content) onText(choice.delta.content);
+            } catch (ignored) { /* a keep-alive or a partial line */ }
+          });
+        });
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  function errorOf(response) {
+    return response.json().then(function (body) {
+      return (body && body.error && body.error.message) || say("failed");
+    }, function () { return say("failed"); });
+  }
+
+  function refreshThread(conversationId) {
+    var thread = document.getElementById("thread");
+    return fetch("/c/" + conversationId + "/thread", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.text() : null; })
+      .then(function (html) {
+        if (html !== null && thread) {
+          thread.innerHTML = html;
+          enhance(thread);
+        }
+      });
+  }
+
+  function setBusy(form, busy) {
+    var send = form.querySelector("[data-send]");
+    var stop = form.querySelector("[data-stop]") || document.querySelector("#reply-form [data-stop], #new-form [data-stop]");
+    if (send) send.disabled = busy;
+    if (stop) {
+      if (busy) { stop.hidden = false; }
+      else {
+        var hadFocus = document.activeElement === stop;
+        stop.hidden = true;
+        var content = document.getElementById("content");
+        if (hadFocus && content) content.focus();
+      }
+    }
+    return stop;
+  }
+
+  function streamForm(form) {
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var kind = form.dataset.stream;
+      var data = new FormData(form);
+      var question = (data.get("content") || "").toString();
+      if ((kind === "new" || kind === "reply" || kind === "edit") && !question.trim()) {
+        form.querySelector("textarea").focus();
+        return;
+      }
+      var list = threadList();
+      if (!list) { form.submit(); return; }
+      if (errorRegion) errorRegion.textContent = "";
+      var messages = list.querySelectorAll(".civitas-message");
+      var last = messages[messages.length - 1];
+      if (kind === "regenerate" && last && last.classList.contains("civitas-message--assistant")) {
+        last.remove();
+      }
+      if (kind === "edit") {
+        for (var i = messages.length - 1; i >= 0; i--) {
+          var gone = messages[i];
+          gone.remove();
+          if (gone.classList.contains("civitas-message--user")) break;
+        }
+      }
+      if (kind !== "regenerate") list.appendChild(bubble("user", question).item);
+      var answer = bubble("assistant", "");
+      answer.body.setAttribute("aria-live", "polite");
+      answer.body.setAttribute("aria-busy", "true");
+      list.appendChild(answer.item);
+      var reply = document.getElementById("reply-form") || document.getElementById("new-form");
+      if (reply && kind !== "edit" && kind !== "regenerate") {
+        var box = reply.querySelector("textarea");
+        if (box) box.value = "";
+      }
+      var controls = reply || form;
+      var stop = setBusy(controls, true);
+      announce(say("writing"));
+      var conversationId = form.dataset.conversation || "";
+      var stopped = false;
+      var onStop = function () {
+        stopped = true;
+        if (!conversationId) return;
+        var body = new FormData();
+        body.append("csrf_token", data.get("csrf_token"));
+        fetch("/c/" + conversationId + "/stop", {
+          method: "POST", body: body, credentials: "same-origin",
+          headers: { "x-civitas-stream": "1" }
+        });
+      };
+      if (stop) stop.addEventListener("click", onStop, { once: true });
+      fetch(form.action, {
+        method: "POST", body: data, credentials: "same-origin",
+        headers: { "x-civitas-stream": "1" }
+      }).then(function (response) {
+        conversationId = response.headers.get("x-civitas-conversation-id") || conversationId;
+        if (!response.ok) {
+          return errorOf(response).then(function (message) {
+            answer.item.remove();
+            showError(message);
+            throw null;
+          });
+        }
+        var type = response.headers.get("content-type") || "";
+        if (type.indexOf("text/event-stream") !== 0) return null;
+        return readStream(response, function (text) { answer.text.textContent += text; });
+      }).then(function () {
+        answer.body.setAttribute("aria-busy", "false");
+        announce(stopped ? say("stopped") : say("done"));
+        if (kind === "new" && conversationId) {
+          window.location.assign("/c/" + conversationId + "#latest");
+          return null;
+        }
+        return refreshThread(conversationId);
+      }).catch(function (error) {
+        answer.body.setAttribute("aria-busy", "false");
+        if (error !== null) showError(say("failed"));
+      }).then(function () {
+        setBusy(controls, false);
+        if (stop) stop.removeEventListener("click", onStop);
+      });
+    });
+  }
+
+  // The temporary chat: the conversation lives in this page only.
+  function temporaryForm(form) {
+    var history = [];
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var box = form.querySelector("textarea");
+      var question = box.value;
+      if (!question.trim()) { box.focus(); return; }
+      var list = threadList();
+      if (errorRegion) errorRegion.textContent = "";
+      list.appendChild(bubble("user", question).item);
+      var answer = bubble("assistant", "");
+      answer.body.setAttribute("aria-live", "polite");
+      answer.body.setAttribute("aria-busy", "true");
+      list.appendChild(answer.item);
+      box.value = "";
+      history.push({ role: "user", content: question });
+      var controller = new AbortController();
+      var stop = setBusy(form, true);
+      var stopped = false;
+      var onStop = function () { stopped = true; controller.abort(); };
+      if (stop) stop.addEventListener("click", onStop, { once: true });
+      announce(say("writing"));
+      var text = "";
+      var headers = { "content-type": "application/json", "x-csrf-token": form.dataset.csrf };
+      fetch(form.action, {
+        method: "POST", credentials: "same-origin", signal: controller.signal, headers: headers,
+        body: JSON.stringify({ model: form.querySelector("select").value, messages: history })
+      }).then(function (response) {
+        if (!response.ok) {
+          return errorOf(response).then(function (message) {
+            answer.item.remove(); history.pop(); showError(message); throw null;
+          });
+        }
+        return readStream(response, function (piece) { text += piece; answer.text.textContent = text; });
+      }).catch(function (error) {
+        if (error !== null && !stopped) showError(say("failed"));
+      }).then(function () {
+        answer.body.setAttribute("aria-busy", "false");
+        if (text) {
+          history.push({ role: "assistant", content: text });
+          return fetch("/temporary/render", {
+            method: "POST", credentials: "same-origin", headers: headers,
+            body: JSON.stringify({ content: text })
+          }).then(function (response) { return response.ok ? response.text() : null; })
+            .then(function (html) { if (html !== null) answer.body.innerHTML = html; });
+        }
+      }).then(function () {
+        announce(stopped ? say("stopped") : say("done"));
+        setBusy(form, false);
+        if (stop) stop.removeEventListener("click", onStop);
+      });
+    });
+  }
+
+  function enhance(root) {
+    root.querySelectorAll("[data-copy]").forEach(function (button) {
+      if (!navigator.clipboard) return;
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(button.dataset.copy).then(function () { announce(say("copied")); });
+      });
+    });
+    root.querySelectorAll("form[data-stream]").forEach(streamForm);
+  }
+
+  if (window.fetch && window.TextDecoder && window.FormData) {
+    document.querySelectorAll("form[data-temporary]").forEach(temporaryForm);
+    enhance(document);
+  }
+})();
