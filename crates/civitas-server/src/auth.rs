@@ -364,6 +364,20 @@ pub fn forbidden(roles: &[Role]) -> ApiError {
     )
 }
 
+impl<P: Permission> AgencyAccess<P> {
+    /// `principal` may act on `agency_id` with permission `P` (the
+    /// workspace's administration pages come here; the API through the
+    /// extractor).
+    pub async fn check(state: &AppState, principal: Principal, agency_id: &str) -> Result<Self, ApiError> {
+        let agency = authorize_agency(state, &principal, agency_id, P::ROLES).await?;
+        Ok(AgencyAccess {
+            principal,
+            agency,
+            permission: PhantomData,
+        })
+    }
+}
+
 impl<P: Permission + Send + Sync> FromRequestParts<AppState> for AgencyAccess<P> {
     type Rejection = ApiError;
 

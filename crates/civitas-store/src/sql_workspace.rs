@@ -274,6 +274,49 @@ impl $crate::WorkspaceStore for $store {
         Ok(())
     }
 
+    async fn daily_usage(
+        &self,
+        owner: &$crate::UsageOwner,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> $crate::StoreResult<Vec<$crate::DailyUsage>> {
+        let (column, value) = match owner {
+            $crate::UsageOwner::Person(id) => ("actor", id),
+            $crate::UsageOwner::Agency(id) => ("agency_id", id),
+        };
+        // The day in UTC: SQLite keeps times as text starting with the
+        // date, PostgreSQL as timestamps.
+        let day = if $crate::Store::backend(self) == "postgres" {
+            "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        } else {
+            "substr(at, 1, 10)"
+        };
+        // `column` and `day` are fixed texts above, never caller input.
+        let rows = sqlx::query(&format!(
+            "SELECT {day} AS day, model, COUNT(*) AS requests,
+                 CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
+                 CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens,
+                 CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros
+             FROM request_records WHERE {column} = $1 AND at >= $2 AND model IS NOT NULL
+             GROUP BY {day}, model ORDER BY day, model"
+        ))
+        .bind(value)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        let read = |row: &$row| -> Result<$crate::DailyUsage, sqlx::Error> {
+            Ok($crate::DailyUsage {
+                day: sqlx::Row::try_get(row, "day")?,
+                model: sqlx::Row::try_get(row, "model")?,
+                requests: sqlx::Row::try_get(row, "requests")?,
+                prompt_tokens: sqlx::Row::try_get(row, "prompt_tokens")?,
+                completion_tokens: sqlx::Row::try_get(row, "completion_tokens")?,
+                cost_micros: sqlx::Row::try_get(row, "cost_micros")?,
+            })
+        };
+        rows.iter().map(read).collect::<Result<_, _>>().map_err(sql_unavailable)
+    }
+
     async fn rules_accepted_at(
         &self,
         person_id: &str,

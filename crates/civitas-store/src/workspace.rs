@@ -6,7 +6,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{Conversation, Message, NewMessage, StoreResult};
+use crate::{Conversation, Message, NewMessage, StoreResult, UsageOwner};
+
+/// Usage of one model on one day (UTC).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DailyUsage {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub model: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+}
 
 /// A person's judgement of one answer. One per person and message: a new
 /// judgement replaces the earlier one. Kept when the answer is
@@ -96,6 +108,9 @@ pub trait WorkspaceStore {
         version: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
+
+    /// Usage per day and model since `since`, oldest day first.
+    async fn daily_usage(&self, owner: &UsageOwner, since: DateTime<Utc>) -> StoreResult<Vec<DailyUsage>>;
 
     /// When `person_id` accepted `version`, if they did.
     async fn rules_accepted_at(&self, person_id: &str, version: &str) -> StoreResult<Option<DateTime<Utc>>>;

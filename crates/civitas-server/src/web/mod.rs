@@ -8,6 +8,7 @@
 //! [`PUBLIC_PAGES`]; any other page redirects to the sign-in page without
 //! a session.
 
+mod admin;
 mod chat;
 mod export;
 pub mod i18n;
@@ -113,6 +114,44 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/temporary/render", post(chat::render_markdown))
         .route("/rules", get(rules::show).post(rules::accept))
         .route("/pending", get(rules::pending))
+        .route("/admin", get(admin::index))
+        .route("/admin/agencies/{agency_id}", get(admin::overview))
+        .route(
+            "/admin/agencies/{agency_id}/people",
+            get(admin::people).post(admin::create_person),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/people/{person_id}",
+            get(admin::person),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/people/{person_id}/{what}",
+            post(admin::change_person),
+        )
+        .route("/admin/agencies/{agency_id}/approvals", get(admin::approvals))
+        .route(
+            "/admin/agencies/{agency_id}/groups",
+            get(admin::groups).post(admin::create_group),
+        )
+        .route("/admin/agencies/{agency_id}/groups/{group_id}", get(admin::group))
+        .route(
+            "/admin/agencies/{agency_id}/groups/{group_id}/models",
+            post(admin::set_group_models),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/limits",
+            get(admin::limits).post(admin::set_limits),
+        )
+        .route("/admin/agencies/{agency_id}/keys", get(admin::keys))
+        .route(
+            "/admin/agencies/{agency_id}/keys/{key_id}/revoke",
+            post(admin::revoke_key),
+        )
+        .route("/admin/agencies/{agency_id}/usage", get(admin::usage))
+        .route(
+            "/admin/agencies/{agency_id}/rules",
+            get(admin::rules).post(admin::save_rules),
+        )
         .route("/sign-in", get(sign_in_page).post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/settings", get(settings::show))

@@ -215,7 +215,8 @@ macro_rules! conformance_tests {
             replacing_the_tail_is_all_or_nothing,
             appending_moves_a_conversation_to_the_top,
             feedback_is_one_per_person_and_message,
-            preferences_and_rules_acceptance
+            preferences_and_rules_acceptance,
+            usage_is_summed_per_utc_day_and_model
         );
     };
     (@case $make:expr, $($name:ident),*) => {

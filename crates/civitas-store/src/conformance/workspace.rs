@@ -2,8 +2,8 @@
 
 use super::message;
 use crate::{
-    AgencyRules, Conversation, Feedback, NewAgency, NewConversation, NewPerson, Preferences, Store,
-    StoreError,
+    AgencyRules, Conversation, DailyUsage, Feedback, NewAgency, NewConversation, NewPerson, Preferences,
+    RequestRecord, Store, StoreError, UsageOwner,
 };
 
 async fn conversation(
@@ -291,4 +291,65 @@ pub async fn preferences_and_rules_acceptance(store: &dyn Store) {
         Some(first)
     );
     assert!(store.rules_accepted_at(&person.id, "v1").await.unwrap().is_none());
+}
+
+pub async fn usage_is_summed_per_utc_day_and_model(store: &dyn Store) {
+    use chrono::TimeZone;
+    let agency = crate::new_id();
+    let record =
+        |id: &str, at: chrono::DateTime<chrono::Utc>, model: Option<&str>, tokens: i64| RequestRecord {
+            request_id: format!("{agency}-{id}"),
+            at,
+            actor: "someone".to_owned(),
+            agency_id: Some(agency.clone()),
+            key_id: None,
+            route: "/v1/chat/completions".to_owned(),
+            model: model.map(str::to_owned),
+            model_sha256: None,
+            prompt_tokens: tokens,
+            completion_tokens: 2 * tokens,
+            cost_micros: 10 * tokens,
+            latency_ms: 5,
+            status: 200,
+            error_code: None,
+        };
+    let day = |d: u32, h: u32, m: u32| chrono::Utc.with_ymd_and_hms(2026, 3, d, h, m, 0).unwrap();
+    for (id, at, model, tokens) in [
+        ("a", day(1, 0, 0), Some("big"), 1),
+        ("b", day(1, 23, 59), Some("big"), 2),
+        ("c", day(1, 12, 0), Some("small"), 4),
+        ("d", day(2, 0, 1), Some("big"), 8),
+        ("e", day(2, 5, 0), None, 100),
+        ("f", day(1, 5, 0) - chrono::Duration::days(30), Some("big"), 100),
+    ] {
+        store
+            .record_request(&record(id, at, model, tokens))
+            .await
+            .unwrap();
+    }
+    let rows = store
+        .daily_usage(&UsageOwner::Agency(agency.clone()), day(1, 0, 0))
+        .await
+        .unwrap();
+    let row = |day: &str, model: &str, requests: i64, tokens: i64| DailyUsage {
+        day: day.to_owned(),
+        model: model.to_owned(),
+        requests,
+        prompt_tokens: tokens,
+        completion_tokens: 2 * tokens,
+        cost_micros: 10 * tokens,
+    };
+    assert_eq!(
+        rows,
+        vec![
+            row("2026-03-01", "big", 2, 3),
+            row("2026-03-01", "small", 1, 4),
+            row("2026-03-02", "big", 1, 8),
+        ]
+    );
+    assert!(store
+        .daily_usage(&UsageOwner::Agency("other".to_owned()), day(1, 0, 0))
+        .await
+        .unwrap()
+        .is_empty());
 }
