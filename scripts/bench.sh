@@ -6,6 +6,8 @@
 # Run it on an otherwise idle machine; it takes about ten minutes.
 # `scripts/bench.sh overhead` runs only part 3 and the stub-provider run
 # (what the gateway adds, and memory), in about two minutes.
+# `scripts/bench.sh pages` runs only the workspace's page weight and time
+# to first byte, in headless Chromium (about a minute after the build).
 set -euo pipefail
 PART="${1:-all}"
 cd "$(dirname "$0")/.."
@@ -53,6 +55,14 @@ http {
 CONF
     nginx -c "$DATA/$name.conf"
 }
+
+if [ "$PART" = all ] || [ "$PART" = pages ]; then
+echo "== the workspace's chat page in headless Chromium: weight and time to first byte"
+CIVITAS__MODELS__DIR="$MODELS" "$R/civitas" models pull smollm2-135m-instruct
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+CIVITAS_BIN="$R/civitas" CIVITAS_TEST_MODELS_DIR="$MODELS" node tests/browser/page-weight.mjs
+if [ "$PART" = pages ]; then exit 0; fi
+fi
 
 if [ "$PART" = all ]; then
 echo "== llama.cpp direct ($MODEL, 2 threads)"

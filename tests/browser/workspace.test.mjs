@@ -3,89 +3,39 @@
 // no serious or critical violation is allowed. Screenshots of each page
 // go to $CIVITAS_SCREENSHOTS (default: a temporary folder) for review.
 //
-//   CIVITAS_BIN=target/debug/civitas node --test tests/browser/
+//   CIVITAS_BIN=target/debug/civitas CIVITAS_TEST_MODELS_DIR=... node --test tests/browser/
 //
-// The server runs without a model (these pages need none) on a fresh
-// data folder; an administrator is created with `civitas admin create`.
+// The server runs the tiny local model (SmolLM2-135M) from the test models
+// folder on a fresh data folder; an administrator is created with
+// `civitas admin create`, everyone else through the administration pages.
 
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import AxeBuilder from '@axe-core/playwright';
-import { chromium } from 'playwright-core';
 
-const BIN = process.env.CIVITAS_BIN;
-const CHROMIUM = process.env.CIVITAS_CHROMIUM || '/usr/bin/chromium';
+import { ADMIN_EMAIL as EMAIL, MODEL, PASSWORD, launchChromium, signIn as signInAt, startCivitas } from './harness.mjs';
+
 const SCREENSHOTS = process.env.CIVITAS_SCREENSHOTS || mkdtempSync(join(tmpdir(), 'civitas-screens-'));
-const EMAIL = 'chief@browser.example.gov';
-const PASSWORD = 'Vélo-rouge-sous-la-pluie';
+const MEMBER = 'clerk@browser.example.gov';
 
-let server;
+let civitas;
 let browser;
 let base;
 
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 before(async () => {
-  assert.ok(BIN, 'CIVITAS_BIN must name the civitas binary');
-  const data = mkdtempSync(join(tmpdir(), 'civitas-browser-'));
-  const env = {
-    PATH: process.env.PATH,
-    CIVITAS_DATA_DIR: data,
-    CIVITAS_BOOTSTRAP_KEY: 'sk-browser-test-key',
-    CIVITAS__MODELS__CHAT: '',
-    CIVITAS__MODELS__EMBEDDING: '',
-    // Plain HTTP on 127.0.0.1 in the test.
-    CIVITAS__AUTH__SECURE_COOKIES: 'false',
-  };
-  const created = spawnSync(BIN, ['admin', 'create', '--email', EMAIL, '--name', 'Jeanne Chief', '--password-stdin'], {
-    env,
-    input: `${PASSWORD}\n`,
-  });
-  assert.equal(created.status, 0, String(created.stderr));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(BIN, ['serve', '--no-pull', '--listen', `127.0.0.1:${port}`], { env, stdio: 'ignore' });
-  for (let i = 0; i < 100; i += 1) {
-    try {
-      if ((await fetch(`${base}/healthz`)).ok) break;
-    } catch {
-      // not up yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      // Playwright gives each launch a fresh, temporary profile.
-    ],
-  });
+  civitas = await startCivitas();
+  base = civitas.base;
+  browser = await launchChromium();
   mkdirSync(SCREENSHOTS, { recursive: true });
 });
 
 after(async () => {
   await browser?.close();
-  server?.kill();
+  civitas?.stop();
 });
 
 /** Scans the page: no serious or critical WCAG 2.1 A/AA violation. */
@@ -94,19 +44,34 @@ async function accessible(page, name) {
   const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
   const serious = results.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   assert.deepEqual(
-    serious.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`),
+    serious.map((v) => `${v.id}: ${v.help} (${v.nodes.length}) ${v.nodes.map((n) => n.target).join(' ')}`),
     [],
     `${name}: accessibility violations`,
   );
 }
 
-test('sign in, see the workspace, switch to French, sign out', async () => {
+/** A fresh browser context whose Content-Security-Policy reports are kept. */
+async function open() {
   const context = await browser.newContext();
   const page = await context.newPage();
   const blocked = [];
   page.on('console', (message) => {
     if (message.type() === 'error') blocked.push(message.text());
   });
+  return { context, page, blocked };
+}
+
+/** Signs in through the form and accepts the rules of behaviour if asked. */
+function signIn(page, email) {
+  return signInAt(page, base, email);
+}
+
+function noCspViolation(blocked) {
+  assert.deepEqual(blocked.filter((text) => text.includes('Content Security Policy')), []);
+}
+
+test('sign in, accept the rules, keys in settings, French, sign out', async () => {
+  const { context, page, blocked } = await open();
   await page.goto(`${base}/`);
   assert.equal(new URL(page.url()).pathname, '/sign-in');
   await accessible(page, 'sign-in');
@@ -124,9 +89,13 @@ test('sign in, see the workspace, switch to French, sign out', async () => {
 
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Your workspace' }).waitFor();
-  assert.match(await page.locator('main').innerText(), /Jeanne Chief/);
-  await accessible(page, 'workspace');
+  await page.getByRole('heading', { level: 1, name: 'Rules of behaviour' }).waitFor();
+  await accessible(page, 'rules-of-behaviour');
+  await page.getByText('I have read these rules and I will follow them.').click();
+  await page.getByRole('button', { name: 'Accept and continue' }).click();
+  await page.getByRole('heading', { level: 1, name: 'New conversation' }).waitFor();
+  assert.match(await page.locator('header').innerText(), /Jeanne Chief/);
+  await accessible(page, 'chat-new');
 
   // Settings: create an API key (shown once), then revoke it.
   await page.getByRole('link', { name: 'Settings' }).click();
@@ -146,19 +115,191 @@ test('sign in, see the workspace, switch to French, sign out', async () => {
   await page.getByRole('cell', { name: 'revoked' }).waitFor();
   const refused = await fetch(`${base}/v1/me`, { headers: { Authorization: `Bearer ${secret}` } });
   assert.equal(refused.status, 401);
-  await page.getByRole('link', { name: 'Your workspace' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Your workspace' }).waitFor();
 
+  await page.getByRole('link', { name: 'Chat', exact: true }).click();
   await page.getByRole('link', { name: 'Français' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Votre espace de travail' }).waitFor();
+  await page.getByRole('heading', { level: 1, name: 'Nouvelle conversation' }).waitFor();
   assert.equal(await page.locator('html').getAttribute('lang'), 'fr');
-  await accessible(page, 'workspace-fr');
+  await accessible(page, 'chat-new-fr');
+  await page.getByRole('link', { name: 'English' }).click();
+  await page.getByRole('heading', { level: 1, name: 'New conversation' }).waitFor();
 
-  await page.getByRole('button', { name: 'Se déconnecter' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Connexion' }).waitFor();
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Sign in' }).waitFor();
   await page.goto(`${base}/`);
   assert.equal(new URL(page.url()).pathname, '/sign-in', 'signed out for good');
-  // The Content-Security-Policy blocked nothing the pages need.
-  assert.deepEqual(blocked.filter((text) => text.includes('Content Security Policy')), []);
+  noCspViolation(blocked);
   await context.close();
+});
+
+test('chat: the answer streams, a stream stops, rename, search, export, feedback', async () => {
+  const { context, page, blocked } = await open();
+  await signIn(page, EMAIL);
+
+  // A new conversation at the CUI level, sent with the keyboard alone.
+  await page.getByLabel('Model').selectOption(MODEL);
+  await page.getByRole('combobox', { name: 'Classification' }).selectOption('cui');
+  await page.getByLabel('Your message').focus();
+  await page.keyboard.type('Write two sentences about public libraries.');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent?.trim()), 'Send');
+  await page.keyboard.press('Enter');
+  // The answer appears while it is written, in a polite live region.
+  const live = page.locator('.civitas-message--assistant .civitas-message__body[aria-live="polite"]');
+  await live.waitFor();
+  await page.waitForURL(/\/c\/[0-9a-f-]+/, { timeout: 120_000 });
+  const banner = page.locator('.civitas-classification').first();
+  assert.match(await banner.innerText(), /CUI/);
+  assert.equal(await page.locator('.civitas-message--assistant').count(), 1);
+  assert.ok((await page.locator('.civitas-message--assistant .civitas-message__body').innerText()).trim().length > 0);
+  await accessible(page, 'chat-conversation');
+  const conversation = new URL(page.url()).pathname;
+
+  // A long answer, stopped part-way: what was written is kept. The tiny
+  // model sometimes ends a long answer early; then it is asked again.
+  let asked = 1;
+  for (;;) {
+    asked += 1;
+    await page.getByRole('textbox', { name: 'Your message' }).fill('Write a long essay of at least 2000 words about the history of public libraries, with many sections.');
+    await page.getByRole('button', { name: 'Send' }).click();
+    const state = await page.waitForFunction(
+      () => {
+        const busy = document.querySelector('.civitas-message__body[aria-busy="true"]');
+        if (busy && busy.textContent.length > 20) return 'writing';
+        if (!busy && !document.querySelector('#reply-form [data-send]')?.disabled) return 'done';
+        return false;
+      },
+      null,
+      { timeout: 120_000 },
+    );
+    if ((await state.jsonValue()) === 'writing') break;
+    assert.ok(asked < 6, 'the model never wrote a long answer');
+  }
+  await page.getByRole('button', { name: 'Stop' }).click();
+  await page.getByText('Stopped before the end.').waitFor({ timeout: 60_000 });
+  await page.getByRole('status').filter({ hasText: 'The answer was stopped.' }).waitFor();
+  assert.equal(await page.locator('.civitas-message--assistant').count(), asked);
+  await accessible(page, 'chat-stopped');
+
+  // Figures on demand, feedback.
+  await page.getByText('Details').last().click();
+  await page.getByText('Tokens out').last().waitFor();
+  await page.getByText('Give feedback').last().click();
+  await page.getByText('Not helpful', { exact: true }).last().click();
+  await page.getByLabel('Comment (optional)').last().fill('It stopped too early');
+  await page.getByRole('button', { name: 'Send feedback' }).last().click();
+  await page.getByText('You found this not helpful').waitFor();
+
+  // Rename, then find it by searching.
+  await page.getByText('Rename', { exact: true }).click();
+  await page.getByLabel('Title').fill('Libraries memo');
+  await page.getByRole('button', { name: 'Save the title' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Libraries memo' }).waitFor();
+  await page.getByLabel('Search your conversations').fill('libraries memo');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.getByRole('status').filter({ hasText: '1 conversations match' }).waitFor();
+  await page.getByRole('link', { name: 'Libraries memo' }).click();
+  assert.equal(new URL(page.url()).pathname, conversation);
+
+  // Exports for records requests.
+  const json = await context.request.get(`${base}${conversation}/export.json`);
+  assert.equal(json.status(), 200);
+  const exported = await json.json();
+  assert.equal(exported.conversation.title, 'Libraries memo');
+  assert.equal(exported.conversation.classification, 'cui');
+  assert.equal(exported.messages.length, 2 * asked);
+  assert.equal(exported.messages.at(-1).metadata.generation.finish, 'stopped');
+  const html = await context.request.get(`${base}${conversation}/export.html`);
+  assert.match(html.headers()['content-disposition'], /^attachment/);
+  assert.match(await html.text(), /CUI — CONTROLLED UNCLASSIFIED INFORMATION/);
+
+  // A phone-width screen (and 400 % zoom of a 1280-pixel window): no
+  // sideways scrolling.
+  await page.setViewportSize({ width: 320, height: 640 });
+  await page.reload();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px at 320px`);
+  await accessible(page, 'chat-phone');
+
+  // A temporary chat is answered and leaves nothing behind.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await page.goto(`${base}/temporary`);
+  await accessible(page, 'chat-temporary');
+  await page.getByLabel('Your message').fill('Say hello.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('status').filter({ hasText: 'The answer is complete.' }).waitFor({ timeout: 120_000 });
+  assert.equal(await page.locator('.civitas-message--assistant').count(), 1);
+  noCspViolation(blocked);
+  await context.close();
+});
+
+test('an admin creates a group, restricts a model, and the member no longer sees it', async () => {
+  const admin = await open();
+  await signIn(admin.page, EMAIL);
+  const page = admin.page;
+  await page.getByRole('link', { name: 'Administration' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Default agency' }).waitFor();
+  await accessible(page, 'admin-overview');
+
+  await page.getByRole('link', { name: 'Groups', exact: true }).click();
+  await accessible(page, 'admin-groups');
+  await page.getByRole('button', { name: 'Add the group' }).click();
+  await page.locator('#group-name-error').waitFor();
+  await accessible(page, 'admin-groups-error');
+  await page.getByLabel('Name of the group').fill('Caseworkers');
+  await page.getByRole('button', { name: 'Add the group' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Caseworkers' }).waitFor();
+  await page.getByText(MODEL, { exact: true }).click();
+  await page.getByRole('button', { name: 'Save model access' }).click();
+  await page.getByRole('status').filter({ hasText: 'Model access was saved.' }).waitFor();
+  await accessible(page, 'admin-group');
+
+  await page.getByRole('link', { name: 'People', exact: true }).click();
+  await page.getByLabel('E-mail address').fill(MEMBER);
+  await page.getByLabel('Name', { exact: true }).fill('Carl Clerk');
+  await page.getByLabel('Initial password (optional)').fill('short');
+  await page.getByText('Caseworkers', { exact: true }).click();
+  await page.getByRole('button', { name: 'Add the person' }).click();
+  await page.locator('#person-password-error').waitFor();
+  // What was ticked is kept when the form comes back.
+  assert.equal(await page.getByRole('checkbox', { name: 'Caseworkers' }).isChecked(), true);
+  await accessible(page, 'admin-people-error');
+  await page.getByLabel('Initial password (optional)').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Add the person' }).click();
+  await page.getByRole('status').filter({ hasText: 'The person was added.' }).waitFor();
+  await accessible(page, 'admin-people');
+  await page.getByRole('link', { name: 'Carl Clerk' }).click();
+  await accessible(page, 'admin-person');
+
+  const member = await open();
+  await signIn(member.page, MEMBER);
+  assert.deepEqual(await member.page.getByLabel('Model').locator('option').allInnerTexts(), [MODEL]);
+
+  // The model manager takes the model away from the group.
+  await page.getByRole('link', { name: 'Groups', exact: true }).click();
+  await page.getByRole('link', { name: 'Caseworkers' }).click();
+  await page.getByText(MODEL, { exact: true }).click();
+  await page.getByRole('button', { name: 'Save model access' }).click();
+  await page.getByRole('status').filter({ hasText: 'Model access was saved.' }).waitFor();
+
+  await member.page.reload();
+  await member.page.getByText('No model is available to you').waitFor();
+  assert.equal(await member.page.getByLabel('Model').count(), 0);
+  await accessible(member.page, 'chat-no-model');
+
+  for (const [link, name] of [
+    ['Pending approvals', 'admin-approvals'],
+    ['Limits and budgets', 'admin-limits'],
+    ['API keys', 'admin-keys'],
+    ['Usage', 'admin-usage'],
+    ['Rules of behaviour', 'admin-rules'],
+  ]) {
+    await page.getByRole('link', { name: link, exact: true }).click();
+    await page.getByRole('heading', { level: 1, name: link }).waitFor();
+    await accessible(page, name);
+  }
+  noCspViolation(admin.blocked);
+  noCspViolation(member.blocked);
+  await member.context.close();
+  await admin.context.close();
 });

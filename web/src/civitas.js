@@ -167,7 +167,7 @@
       var onStop = function () {
         stopped = true;
         if (!conversationId) return;
-        var body = new FormData();
+        var body = new URLSearchParams();
         body.append("csrf_token", data.get("csrf_token"));
         fetch("/c/" + conversationId + "/stop", {
           method: "POST", body: body, credentials: "same-origin",
@@ -175,8 +175,9 @@
         });
       };
       if (stop) stop.addEventListener("click", onStop, { once: true });
+      // URL-encoded, as the form itself would send it.
       fetch(form.action, {
-        method: "POST", body: data, credentials: "same-origin",
+        method: "POST", body: new URLSearchParams(data), credentials: "same-origin",
         headers: { "x-civitas-stream": "1" }
       }).then(function (response) {
         conversationId = response.headers.get("x-civitas-conversation-id") || conversationId;
@@ -192,6 +193,7 @@
         return readStream(response, function (text) { answer.text.textContent += text; });
       }).then(function () {
         answer.body.setAttribute("aria-busy", "false");
+        setBusy(controls, false);
         announce(stopped ? say("stopped") : say("done"));
         if (kind === "new" && conversationId) {
           window.location.assign("/c/" + conversationId + "#latest");

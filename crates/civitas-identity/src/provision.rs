@@ -256,6 +256,18 @@ pub async fn create_admin(
     store
         .set_roles(&person.id, &agency.id, &[Role::PlatformAdmin.as_str().to_owned()])
         .await?;
+    // In the default agency the first administrator joins the group that
+    // may use every model, so the workspace answers them at once.
+    if let Some(everyone) = store
+        .list_groups(&agency.id)
+        .await?
+        .into_iter()
+        .find(|group| group.name == DEFAULT_GROUP)
+    {
+        store
+            .set_memberships(&agency.id, &person.id, &[everyone.id])
+            .await?;
+    }
     Ok(person)
 }
 

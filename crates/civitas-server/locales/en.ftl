@@ -51,7 +51,7 @@ key-never = never
 revoke-button = Revoke { $name }
 error-key-name = Give the key a name (1 to 200 characters).
 
-classification-name = Classification
+classification-banner = Classification of this page
 menu = Menu
 close = Close
 nav-label = Main
@@ -94,7 +94,7 @@ first-token = First words after
 seconds = { $value } s
 regenerate = Regenerate
 edit = Edit and resend
-edit-label = Your message
+edit-label = Your last message, edited
 edit-send = Resend
 feedback = Give feedback
 feedback-given-up = You found this helpful

@@ -51,7 +51,7 @@ key-never = jamais
 revoke-button = Révoquer { $name }
 error-key-name = Donnez un nom à la clé (1 à 200 caractères).
 
-classification-name = Classification
+classification-banner = Classification de cette page
 menu = Menu
 close = Fermer
 nav-label = Principal
@@ -94,7 +94,7 @@ first-token = Premiers mots après
 seconds = { $value } s
 regenerate = Régénérer
 edit = Modifier et renvoyer
-edit-label = Votre message
+edit-label = Votre dernier message, modifié
 edit-send = Renvoyer
 feedback = Donner un avis
 feedback-given-up = Vous avez trouvé cette réponse utile

@@ -360,7 +360,7 @@ async fn a_streamed_answer_can_be_stopped_and_what_was_written_is_kept() {
             &format!("/c/{id}/reply"),
             &[(
                 "content",
-                "Count from 1 to 1000, one number per line, with no other text.",
+                "Write a long essay of at least 2000 words about the history of public libraries, with many sections.",
             )],
         )
         .await;

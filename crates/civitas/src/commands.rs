@@ -302,7 +302,7 @@ async fn serve(mut config: Config, listen: Option<std::net::SocketAddr>, no_pull
     let config_providers = config.providers.clone();
     let application = Application::build(config, listener, store, models, Some(key)).await?;
     let address = application.local_addr();
-    println!("Civitas is running at http://{address}/");
+    println!("Civitas is running: open http://{address}/ in a browser");
     println!("  OpenAI-compatible API: http://{address}/v1");
     if !name.is_empty() {
         println!("  chat: model `{name}`");
@@ -314,7 +314,7 @@ async fn serve(mut config: Config, listen: Option<std::net::SocketAddr>, no_pull
         println!("  embeddings: model `{embedding_name}`");
     }
     println!("  API key: read from {key_source} (a platform-administrator key)");
-    println!("  people: `civitas admin create --email you@agency.gov`, then sign in at /auth/login");
+    println!("  people: `civitas admin create --email you@agency.gov`, then sign in at http://{address}/");
     println!("  stop with Ctrl-C");
     application.run_until(shutdown_signal()).await?;
     Ok(())

@@ -56,7 +56,9 @@ pub async fn admin(store: &dyn Store, command: AdminCommand) -> Result<()> {
         "platform administrator {} created in agency `{}` (id {})",
         person.email, agency.slug, person.id
     );
-    println!("sign in at /auth/login with this e-mail address and password");
+    println!(
+        "sign in on the workspace (the address `civitas serve` prints) with this e-mail address and password"
+    );
     Ok(())
 }
 

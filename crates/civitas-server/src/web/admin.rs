@@ -302,6 +302,8 @@ pub struct PersonRow {
 pub struct PersonDraft {
     pub email: String,
     pub name: String,
+    pub roles: Vec<String>,
+    pub group_ids: Vec<String>,
 }
 
 #[derive(Template)]
@@ -356,6 +358,10 @@ async fn people_page(
     errors: FieldErrors,
     done: Option<String>,
 ) -> Response {
+    let mut draft = draft;
+    if draft.roles.is_empty() {
+        draft.roles.push("member".to_owned());
+    }
     let people = state.store.list_people(&agency.id).await.unwrap_or_default();
     let groups = state.store.list_groups(&agency.id).await.unwrap_or_default();
     let mut names_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -402,12 +408,12 @@ async fn people_page(
         groups: groups
             .into_iter()
             .map(|group| Choice {
+                selected: draft.group_ids.contains(&group.id),
                 value: group.id,
                 label: group.name,
-                selected: false,
             })
             .collect(),
-        roles: role_choices(t, principal, &["member".to_owned()]),
+        roles: role_choices(t, principal, &draft.roles),
         frame: frame(state, principal, agency, section, done).await,
         people: rows,
         pending_only,
@@ -545,6 +551,8 @@ pub async fn create_person(
             let draft = PersonDraft {
                 email: field(&fields, "email").to_owned(),
                 name: field(&fields, "name").to_owned(),
+                roles: all(&fields, "roles"),
+                group_ids: all(&fields, "group_ids"),
             };
             let errors = field_error(t, &error, "email");
             people_page(&state, t, &principal, agency, false, draft, errors, None).await
@@ -1421,7 +1429,7 @@ fn column_chart(id: &str, title: String, description: String, points: &[(String,
             Bar {
                 x: format!("{:.1}", CHART_LEFT + index as f64 * slot + slot * 0.15),
                 y: format!("{:.1}", CHART_HEIGHT - height),
-                width: format!("{:.1}", (slot * 0.7).max(1.0)),
+                width: format!("{:.1}", (slot * 0.7).clamp(1.0, 48.0)),
                 height: format!("{height:.1}"),
                 label: label.clone(),
                 value: shown.clone(),
