@@ -240,9 +240,30 @@ pub fn level_label(level: &civitas_config::ClassificationLevel, t: Texts) -> Str
         .unwrap_or_else(|| level.id.to_uppercase())
 }
 
+/// The design system the pages are dressed in, its assets named in one
+/// place: the seam where DSFR or GOV.UK Frontend would come in (with
+/// their own `scripts/web-assets.sh` step). Civitas's own styles
+/// (`civitas.css`) use only `civitas-` classes.
+#[derive(Debug)]
+pub struct Theme {
+    pub stylesheets: &'static [&'static str],
+    /// Loaded in the head, before the page is drawn.
+    pub head_scripts: &'static [&'static str],
+    /// Loaded at the end of the body.
+    pub scripts: &'static [&'static str],
+}
+
+/// The U.S. Web Design System, the default theme.
+pub const USWDS: Theme = Theme {
+    stylesheets: &["/assets/uswds/css/uswds.min.css"],
+    head_scripts: &["/assets/uswds/js/uswds-init.min.js"],
+    scripts: &["/assets/uswds/js/uswds.min.js"],
+};
+
 /// What the frame of every page needs besides its words.
 #[derive(Debug, Clone)]
 pub struct Shell {
+    pub theme: &'static Theme,
     pub csrf_token: String,
     pub banner: Banner,
     pub signed_in: bool,
@@ -258,6 +279,7 @@ impl Shell {
     /// The frame of a page seen without a session.
     pub fn public(state: &AppState, t: Texts) -> Shell {
         Shell {
+            theme: &USWDS,
             csrf_token: String::new(),
             banner: banner(state, t, None),
             signed_in: false,
@@ -276,6 +298,7 @@ impl Shell {
         current: &'static str,
     ) -> Shell {
         Shell {
+            theme: &USWDS,
             csrf_token: csrf_of(principal),
             banner: banner(state, t, level),
             signed_in: true,
