@@ -208,6 +208,33 @@ fn field_error(t: Texts, error: &ApiError, default_field: &str) -> FieldErrors {
     FieldErrors::one(field, message)
 }
 
+/// The language, the signed-in person and their permission `P` on the
+/// agency of a page being read.
+async fn viewing<P: Permission>(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: &AdminQuery,
+    agency_id: &str,
+) -> Result<(Texts, Principal, AgencyAccess<P>), Response> {
+    let t = language(headers, &query.language());
+    let principal = admin_person(state, headers, true, "").await?;
+    let granted = access::<P>(state, t, &principal, agency_id).await?;
+    Ok((t, principal, granted))
+}
+
+/// The same for a form that changes something (its CSRF token checked).
+async fn changing<P: Permission>(
+    state: &AppState,
+    headers: &HeaderMap,
+    fields: &Fields,
+    agency_id: &str,
+) -> Result<(Texts, Principal, AgencyAccess<P>), Response> {
+    let t = negotiate(headers);
+    let principal = admin_person(state, headers, false, field(fields, "csrf_token")).await?;
+    let granted = access::<P>(state, t, &principal, agency_id).await?;
+    Ok((t, principal, granted))
+}
+
 #[derive(Debug, Deserialize)]
 pub struct AdminQuery {
     lang: Option<String>,
@@ -266,14 +293,8 @@ pub async fn overview(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let mut extra = HeaderMap::new();
-    let t = language(&headers, &query.language(), &mut extra);
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadAgency>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadAgency>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let people = state.store.list_people(&agency_id).await.unwrap_or_default();
@@ -286,7 +307,7 @@ pub async fn overview(
         groups: groups.len(),
         frame: frame(&state, &principal, granted.agency, "overview", query.done(t)).await,
     };
-    page(StatusCode::OK, &overview, extra)
+    page(StatusCode::OK, &overview, HeaderMap::new())
 }
 
 pub struct PersonRow {
@@ -446,13 +467,8 @@ pub async fn people(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadAgency>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadAgency>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let done = query.done(t);
@@ -475,13 +491,8 @@ pub async fn approvals(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadAgency>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadAgency>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let done = query.done(t);
@@ -523,13 +534,9 @@ pub async fn create_person(
     Path(agency_id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let t = negotiate(&headers);
-    let principal = match admin_person(&state, &headers, false, field(&fields, "csrf_token")).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ManagePeople>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match changing::<ManagePeople>(&state, &headers, &fields, &agency_id).await
+    {
+        Ok(changer) => changer,
         Err(response) => return response,
     };
     let agency = granted.agency.clone();
@@ -632,13 +639,8 @@ pub async fn person(
     Path((agency_id, person_id)): Path<(String, String)>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadAgency>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadAgency>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let done = query.done(t);
@@ -662,13 +664,9 @@ pub async fn change_person(
     Path((agency_id, person_id, what)): Path<(String, String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let t = negotiate(&headers);
-    let principal = match admin_person(&state, &headers, false, field(&fields, "csrf_token")).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ManagePeople>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match changing::<ManagePeople>(&state, &headers, &fields, &agency_id).await
+    {
+        Ok(changer) => changer,
         Err(response) => return response,
     };
     let agency = granted.agency.clone();
@@ -790,13 +788,8 @@ pub async fn groups(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadAgency>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadAgency>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let done = query.done(t);
@@ -818,13 +811,9 @@ pub async fn create_group(
     Path(agency_id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let t = negotiate(&headers);
-    let principal = match admin_person(&state, &headers, false, field(&fields, "csrf_token")).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ManagePeople>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match changing::<ManagePeople>(&state, &headers, &fields, &agency_id).await
+    {
+        Ok(changer) => changer,
         Err(response) => return response,
     };
     let agency = granted.agency.clone();
@@ -872,13 +861,8 @@ pub async fn group(
     Path((agency_id, group_id)): Path<(String, String)>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadAgency>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadAgency>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let Ok(Some(group)) = state.store.get_group(&agency_id, &group_id).await else {
@@ -931,13 +915,9 @@ pub async fn set_group_models(
     Path((agency_id, group_id)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let t = negotiate(&headers);
-    let principal = match admin_person(&state, &headers, false, field(&fields, "csrf_token")).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ManageModels>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match changing::<ManageModels>(&state, &headers, &fields, &agency_id).await
+    {
+        Ok(changer) => changer,
         Err(response) => return response,
     };
     let models = if field(&fields, "every") == "yes" {
@@ -1084,13 +1064,8 @@ pub async fn limits(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadUsage>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadUsage>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let draft = LimitRow {
@@ -1120,13 +1095,9 @@ pub async fn set_limits(
     Path(agency_id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let t = negotiate(&headers);
-    let principal = match admin_person(&state, &headers, false, field(&fields, "csrf_token")).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ManageLimits>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match changing::<ManageLimits>(&state, &headers, &fields, &agency_id).await
+    {
+        Ok(changer) => changer,
         Err(response) => return response,
     };
     let draft = LimitRow {
@@ -1218,13 +1189,8 @@ pub async fn keys(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadKeys>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadKeys>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let keys = state
@@ -1293,13 +1259,8 @@ pub async fn revoke_key(
     Path((agency_id, key_id)): Path<(String, String)>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let t = negotiate(&headers);
-    let principal = match admin_person(&state, &headers, false, field(&fields, "csrf_token")).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ManageKeys>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match changing::<ManageKeys>(&state, &headers, &fields, &agency_id).await {
+        Ok(changer) => changer,
         Err(response) => return response,
     };
     match api::revoke_key(State(state.clone()), granted, Path((agency_id.clone(), key_id))).await {
@@ -1325,13 +1286,8 @@ pub async fn rules(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadAgency>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadAgency>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let stored = state.store.get_agency_rules(&agency_id).await.ok().flatten();
@@ -1352,13 +1308,9 @@ pub async fn save_rules(
     Path(agency_id): Path<String>,
     Form(fields): Form<Fields>,
 ) -> Response {
-    let t = negotiate(&headers);
-    let principal = match admin_person(&state, &headers, false, field(&fields, "csrf_token")).await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ManagePeople>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match changing::<ManagePeople>(&state, &headers, &fields, &agency_id).await
+    {
+        Ok(changer) => changer,
         Err(response) => return response,
     };
     let text = field(&fields, "text").trim().replace("\r\n", "\n");
@@ -1478,13 +1430,8 @@ pub async fn usage(
     Path(agency_id): Path<String>,
     Query(query): Query<AdminQuery>,
 ) -> Response {
-    let t = language(&headers, &query.language(), &mut HeaderMap::new());
-    let principal = match admin_person(&state, &headers, true, "").await {
-        Ok(principal) => principal,
-        Err(response) => return response,
-    };
-    let granted = match access::<ReadUsage>(&state, t, &principal, &agency_id).await {
-        Ok(granted) => granted,
+    let (t, principal, granted) = match viewing::<ReadUsage>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
         Err(response) => return response,
     };
     let days = match query.days.unwrap_or(30) {

@@ -383,7 +383,7 @@ pub async fn index(
     headers: HeaderMap,
     Query(query): Query<ChatQuery>,
 ) -> Response {
-    let mut extra = HeaderMap::new();
+    let extra = HeaderMap::new();
     let t = language(
         &headers,
         &super::LanguageQuery {
@@ -391,7 +391,6 @@ pub async fn index(
             notice: None,
             saved: None,
         },
-        &mut extra,
     );
     let Some(principal) = signed_in(&state, &headers, true, "").await else {
         let mut response = Redirect::to("/sign-in").into_response();
@@ -467,7 +466,7 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<ChatQuery>,
 ) -> Response {
-    let mut extra = HeaderMap::new();
+    let extra = HeaderMap::new();
     let t = language(
         &headers,
         &super::LanguageQuery {
@@ -475,7 +474,6 @@ pub async fn show(
             notice: None,
             saved: None,
         },
-        &mut extra,
     );
     let Some(principal) = signed_in(&state, &headers, true, "").await else {
         return Redirect::to("/sign-in").into_response();
@@ -1049,72 +1047,10 @@ pub async fn regenerate(
     Extension(RequestId(request_id)): Extension<RequestId>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let acting = match acting(&state, &headers, &id, &form.csrf_token, &request_id).await {
-        Ok(acting) => acting,
-        Err(response) => return response,
-    };
-    let Some(ticket) = state.generations.begin(&acting.conversation.id) else {
-        return busy(acting.t, acting.stream, &request_id);
-    };
-    let messages = match state.store.list_messages(&id).await {
-        Ok(messages) => messages,
-        Err(error) => {
-            let error = ApiError::storage(error);
-            return fail(
-                &state,
-                acting.t,
-                &acting.principal,
-                &acting.conversation,
-                acting.stream,
-                &error,
-                &request_id,
-            )
-            .await;
-        }
-    };
-    // The answer to the last question goes; an unanswered last question
-    // (its answer failed) is simply answered.
-    let Some(last_question) = messages.iter().rev().find(|message| message.role == "user") else {
-        let error = ApiError::invalid("content", "nothing to answer");
-        return fail(
-            &state,
-            acting.t,
-            &acting.principal,
-            &acting.conversation,
-            acting.stream,
-            &error,
-            &request_id,
-        )
-        .await;
-    };
-    if let Err(error) = state
-        .store
-        .replace_messages_from(&id, last_question.seq + 1, Vec::new())
-        .await
-    {
-        let error = ApiError::storage(error);
-        return fail(
-            &state,
-            acting.t,
-            &acting.principal,
-            &acting.conversation,
-            acting.stream,
-            &error,
-            &request_id,
-        )
-        .await;
+    match acting(&state, &headers, &id, &form.csrf_token, &request_id).await {
+        Ok(acting) => answer_again(&state, acting, request_id, None).await,
+        Err(response) => response,
     }
-    answer(
-        &state,
-        acting.t,
-        &acting.principal,
-        acting.version,
-        request_id,
-        &acting.conversation,
-        ticket,
-        acting.stream,
-    )
-    .await
 }
 
 pub async fn edit(
@@ -1141,72 +1077,71 @@ pub async fn edit(
         )
         .await;
     };
-    let Some(ticket) = state.generations.begin(&acting.conversation.id) else {
-        return busy(acting.t, acting.stream, &request_id);
+    answer_again(&state, acting, request_id, Some(content)).await
+}
+
+/// Answers the last question again: its answer goes (regenerate), or the
+/// question itself is replaced by `question` (edit and resend). An
+/// unanswered last question (its answer failed) is simply answered.
+async fn answer_again(
+    state: &AppState,
+    acting: Acting,
+    request_id: String,
+    question: Option<String>,
+) -> Response {
+    let Acting {
+        t,
+        stream,
+        principal,
+        version,
+        conversation,
+    } = acting;
+    let Some(ticket) = state.generations.begin(&conversation.id) else {
+        return busy(t, stream, &request_id);
     };
-    let last_question = match state.store.list_messages(&id).await {
-        Ok(messages) => messages.into_iter().rev().find(|message| message.role == "user"),
-        Err(error) => {
-            let error = ApiError::storage(error);
-            return fail(
-                &state,
-                acting.t,
-                &acting.principal,
-                &acting.conversation,
-                acting.stream,
-                &error,
-                &request_id,
-            )
-            .await;
-        }
-    };
-    let Some(last_question) = last_question else {
-        let error = ApiError::invalid("content", "nothing to edit");
-        return fail(
-            &state,
-            acting.t,
-            &acting.principal,
-            &acting.conversation,
-            acting.stream,
-            &error,
-            &request_id,
-        )
-        .await;
-    };
-    let replaced = state
-        .store
-        .replace_messages_from(
-            &id,
-            last_question.seq,
-            vec![NewMessage {
-                role: "user".to_owned(),
-                content,
-                metadata: None,
-            }],
-        )
-        .await;
-    if let Err(error) = replaced {
-        let error = ApiError::storage(error);
-        return fail(
-            &state,
-            acting.t,
-            &acting.principal,
-            &acting.conversation,
-            acting.stream,
-            &error,
-            &request_id,
-        )
-        .await;
+    let prepared: Result<(), ApiError> = async {
+        let messages = state
+            .store
+            .list_messages(&conversation.id)
+            .await
+            .map_err(ApiError::storage)?;
+        let last = messages
+            .iter()
+            .rev()
+            .find(|message| message.role == "user")
+            .ok_or_else(|| ApiError::invalid("content", "nothing to answer"))?;
+        let (from, replacement) = match question {
+            None => (last.seq + 1, Vec::new()),
+            Some(content) => (
+                last.seq,
+                vec![NewMessage {
+                    role: "user".to_owned(),
+                    content,
+                    metadata: None,
+                }],
+            ),
+        };
+        state
+            .store
+            .replace_messages_from(&conversation.id, from, replacement)
+            .await
+            .map_err(ApiError::storage)?;
+        Ok(())
+    }
+    .await;
+    if let Err(error) = prepared {
+        drop(ticket);
+        return fail(state, t, &principal, &conversation, stream, &error, &request_id).await;
     }
     answer(
-        &state,
-        acting.t,
-        &acting.principal,
-        acting.version,
+        state,
+        t,
+        &principal,
+        version,
         request_id,
-        &acting.conversation,
+        &conversation,
         ticket,
-        acting.stream,
+        stream,
     )
     .await
 }
@@ -1399,7 +1334,7 @@ pub async fn temporary_page(
     headers: HeaderMap,
     Query(query): Query<ChatQuery>,
 ) -> Response {
-    let mut extra = HeaderMap::new();
+    let extra = HeaderMap::new();
     let t = language(
         &headers,
         &super::LanguageQuery {
@@ -1407,7 +1342,6 @@ pub async fn temporary_page(
             notice: None,
             saved: None,
         },
-        &mut extra,
     );
     let Some(principal) = signed_in(&state, &headers, true, "").await else {
         return Redirect::to("/sign-in").into_response();

@@ -64,10 +64,19 @@ fn over_tls(state: &AppState, request: &Request) -> bool {
             .is_some_and(|proto| proto.eq_ignore_ascii_case("https"))
 }
 
-async fn security_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// The headers of every page: security, and the cookie remembering a
+/// language picked with `?lang=`.
+async fn page_headers(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let tls = over_tls(&state, &request);
+    let chosen = chosen_language(&request);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if let Some(lang) = chosen {
+        let cookie = format!("{LANGUAGE_COOKIE}={lang}; Path=/; Max-Age=31536000; SameSite=Lax");
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            headers.append(header::SET_COOKIE, value);
+        }
+    }
     if tls {
         headers.insert(
             header::STRICT_TRANSPORT_SECURITY,
@@ -160,7 +169,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/settings/keys/{key_id}/revoke", post(settings::revoke_key))
         .route("/assets/{*path}", get(asset))
         .route("/classification.css", get(classification_css))
-        .layer(from_fn_with_state(state, security_headers))
+        .layer(from_fn_with_state(state, page_headers))
         .layer(tower_http::compression::CompressionLayer::new())
 }
 
@@ -339,20 +348,24 @@ fn notice_message(t: Texts, code: &str) -> Option<String> {
     Some(t.get(id))
 }
 
-/// The language of the request; `?lang=` also sets the cookie.
-fn language(headers: &HeaderMap, query: &LanguageQuery, response_headers: &mut HeaderMap) -> Texts {
-    if let Some(lang) = query
+/// The language of the request: `?lang=` (which [`page_headers`] also
+/// remembers in a cookie), else the cookie, else the browser's.
+fn language(headers: &HeaderMap, query: &LanguageQuery) -> Texts {
+    match query
         .lang
         .as_deref()
         .filter(|lang| i18n::LANGUAGES.contains(lang))
     {
-        let cookie = format!("{LANGUAGE_COOKIE}={lang}; Path=/; Max-Age=31536000; SameSite=Lax");
-        if let Ok(value) = HeaderValue::from_str(&cookie) {
-            response_headers.append(header::SET_COOKIE, value);
-        }
-        return Texts::new(lang);
+        Some(lang) => Texts::new(lang),
+        None => negotiate(headers),
     }
-    negotiate(headers)
+}
+
+/// The language a `?lang=` query asks for, if it names one.
+fn chosen_language(request: &Request) -> Option<&'static str> {
+    let query = request.uri().query()?;
+    let lang = query.split('&').find_map(|pair| pair.strip_prefix("lang="))?;
+    i18n::LANGUAGES.into_iter().find(|known| *known == lang)
 }
 
 /// Adds every header of `source` (several `Set-Cookie` stay several).
@@ -460,7 +473,7 @@ async fn sign_in_page(
     Query(query): Query<LanguageQuery>,
 ) -> Response {
     let mut extra = HeaderMap::new();
-    let t = language(&headers, &query, &mut extra);
+    let t = language(&headers, &query);
     if signed_in(&state, &headers, true, "").await.is_some() {
         return Redirect::to("/").into_response();
     }

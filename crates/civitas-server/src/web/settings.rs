@@ -136,8 +136,8 @@ pub async fn show(
     headers: HeaderMap,
     Query(query): Query<LanguageQuery>,
 ) -> Response {
-    let mut extra = HeaderMap::new();
-    let t = language(&headers, &query, &mut extra);
+    let extra = HeaderMap::new();
+    let t = language(&headers, &query);
     let Some(principal) = signed_in(&state, &headers, true, "").await else {
         return Redirect::to("/sign-in").into_response();
     };
