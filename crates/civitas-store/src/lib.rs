@@ -11,15 +11,23 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+pub mod audit;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod identity;
+mod sql_audit;
 mod sql_identity;
 mod sql_impl;
 mod sql_workspace;
 pub mod workspace;
 
+pub use audit::{with_audit, AuditFilter, AuditStore};
+// For the SQL macros expanded in the database crates.
+#[doc(hidden)]
+pub use civitas_audit;
 pub use identity::*;
+#[doc(hidden)]
+pub use serde_json;
 pub use workspace::*;
 
 /// Why a storage call failed.
@@ -115,7 +123,7 @@ pub struct RequestRecord {
 
 /// The storage of one installation.
 #[async_trait]
-pub trait Store: IdentityStore + WorkspaceStore + Send + Sync + 'static {
+pub trait Store: IdentityStore + WorkspaceStore + AuditStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -237,7 +237,7 @@ impl $store {
             }
         }
         Self::sql_bump_version(&mut transaction).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
@@ -322,6 +322,7 @@ impl $store {
 #[async_trait::async_trait]
 impl $crate::IdentityStore for $store {
     async fn create_agency(&self, agency: $crate::NewAgency) -> $crate::StoreResult<$crate::Agency> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         $crate::check_text("name", &agency.name)?;
         let row = $crate::Agency {
             id: $crate::new_id(),
@@ -336,9 +337,10 @@ impl $crate::IdentityStore for $store {
             .bind(&row.name)
             .bind(&row.parent_id)
             .bind(row.created_at)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(|error| sql_write_error(error, "an agency with this slug already exists"))?;
+        Self::sql_finish(transaction).await?;
         Ok(row)
     }
 
@@ -391,6 +393,7 @@ impl $crate::IdentityStore for $store {
         name: &str,
         external_id: Option<&str>,
     ) -> $crate::StoreResult<$crate::Group> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         $crate::check_text("name", name)?;
         let row = $crate::Group {
             id: $crate::new_id(),
@@ -408,9 +411,10 @@ impl $crate::IdentityStore for $store {
         .bind(&row.name)
         .bind(&row.external_id)
         .bind(row.created_at)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "this agency already has a group with this name"))?;
+        Self::sql_finish(transaction).await?;
         Ok(row)
     }
 
@@ -480,7 +484,7 @@ impl $crate::IdentityStore for $store {
                 .map_err(sql_unavailable)?;
         }
         Self::sql_bump_version(&mut transaction).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         self.get_group(agency_id, group_id)
             .await?
             .ok_or($crate::StoreError::NotFound { what: "group" })
@@ -493,6 +497,7 @@ impl $crate::IdentityStore for $store {
         name: Option<&str>,
         external_id: Option<&str>,
     ) -> $crate::StoreResult<$crate::Group> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         if let Some(name) = name {
             $crate::check_text("name", name)?;
         }
@@ -504,13 +509,14 @@ impl $crate::IdentityStore for $store {
         .bind(group_id)
         .bind(name)
         .bind(external_id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "this agency already has a group with this name"))?;
         if touched.rows_affected() == 0 {
             return Err($crate::StoreError::NotFound { what: "group" });
         }
-        self.sql_bump_version_now().await?;
+        Self::sql_bump_version(&mut transaction).await?;
+        Self::sql_finish(transaction).await?;
         self.get_group(agency_id, group_id)
             .await?
             .ok_or($crate::StoreError::NotFound { what: "group" })
@@ -540,7 +546,7 @@ impl $crate::IdentityStore for $store {
                 .map_err(sql_unavailable)?;
         }
         Self::sql_bump_version(&mut transaction).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(true)
     }
 
@@ -569,6 +575,7 @@ impl $crate::IdentityStore for $store {
     }
 
     async fn create_person(&self, person: $crate::NewPerson) -> $crate::StoreResult<$crate::Person> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         $crate::check_text("display_name", &person.display_name)?;
         $crate::check_text("email", &person.email)?;
         let row = $crate::Person {
@@ -595,9 +602,10 @@ impl $crate::IdentityStore for $store {
         .bind(&row.external_id)
         .bind(&person.password_hash)
         .bind(row.created_at)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "someone already has this e-mail address"))?;
+        Self::sql_finish(transaction).await?;
         Ok(row)
     }
 
@@ -636,6 +644,7 @@ impl $crate::IdentityStore for $store {
         id: &str,
         update: $crate::PersonUpdate,
     ) -> $crate::StoreResult<$crate::Person> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         if let Some(name) = &update.display_name {
             $crate::check_text("display_name", name)?;
         }
@@ -650,12 +659,13 @@ impl $crate::IdentityStore for $store {
         .bind(&update.status)
         .bind(&update.email)
         .bind(&update.external_id)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "someone already has this e-mail address"))?;
         if touched.rows_affected() == 0 {
             return Err($crate::StoreError::NotFound { what: "person" });
         }
+        Self::sql_finish(transaction).await?;
         self.get_person(id).await?.ok_or($crate::StoreError::NotFound { what: "person" })
     }
 
@@ -689,7 +699,7 @@ impl $crate::IdentityStore for $store {
                 .map_err(|error| sql_write_error(error, "duplicate role"))?;
         }
         Self::sql_bump_version(&mut transaction).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
@@ -759,12 +769,14 @@ impl $crate::IdentityStore for $store {
     }
 
     async fn set_password_hash(&self, person_id: &str, hash: &str) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query("UPDATE people SET password_hash = $2 WHERE id = $1")
             .bind(person_id)
             .bind(hash)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
@@ -789,7 +801,7 @@ impl $crate::IdentityStore for $store {
             .fetch_one(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(count)
     }
 
@@ -803,18 +815,21 @@ impl $crate::IdentityStore for $store {
     }
 
     async fn set_totp(&self, person_id: &str, secret: Option<&str>, confirmed: bool) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         let confirmed_at = confirmed.then($crate::now);
         sqlx::query("UPDATE people SET totp_secret = $2, totp_confirmed_at = $3 WHERE id = $1")
             .bind(person_id)
             .bind(secret)
             .bind(confirmed_at)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
     async fn create_api_key(&self, key: $crate::NewApiKey) -> $crate::StoreResult<$crate::ApiKey> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         $crate::check_text("name", &key.name)?;
         let row = $crate::ApiKey {
             id: format!("key_{}", $crate::new_id().replace('-', "")),
@@ -848,9 +863,10 @@ impl $crate::IdentityStore for $store {
         .bind(row.expires_at)
         .bind(&row.created_by)
         .bind(row.created_at)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "this key already exists"))?;
+        Self::sql_finish(transaction).await?;
         Ok(row)
     }
 
@@ -947,15 +963,17 @@ impl $crate::IdentityStore for $store {
         key_id: &str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> $crate::StoreResult<bool> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         let touched = sqlx::query(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE agency_id = $1 AND id = $2",
         )
         .bind(agency_id)
         .bind(key_id)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(touched.rows_affected() > 0)
     }
 
@@ -970,6 +988,7 @@ impl $crate::IdentityStore for $store {
     }
 
     async fn create_session(&self, session: &$crate::Session) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query(
             "INSERT INTO sessions (id_hash, person_id, csrf_token, created_at, last_seen_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -980,9 +999,10 @@ impl $crate::IdentityStore for $store {
         .bind(session.created_at)
         .bind(session.last_seen_at)
         .bind(session.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "session exists"))?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
@@ -1009,12 +1029,14 @@ impl $crate::IdentityStore for $store {
     }
 
     async fn revoke_session(&self, id_hash: &str, at: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, $2) WHERE id_hash = $1")
             .bind(id_hash)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
@@ -1023,13 +1045,15 @@ impl $crate::IdentityStore for $store {
         person_id: &str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> $crate::StoreResult<u64> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         let touched =
             sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE person_id = $1 AND revoked_at IS NULL")
                 .bind(person_id)
                 .bind(at)
-                .execute(&self.pool)
+                .execute(&mut *transaction)
                 .await
                 .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(touched.rows_affected())
     }
 
@@ -1077,7 +1101,7 @@ impl $crate::IdentityStore for $store {
         .fetch_optional(&mut *transaction)
         .await
         .map_err(sql_unavailable)?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         let Some(row) = row else {
             return Ok($crate::ConsumedState::Unknown);
         };
@@ -1098,6 +1122,7 @@ impl $crate::IdentityStore for $store {
     }
 
     async fn set_limits(&self, limits: &$crate::Limits) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query(
             "INSERT INTO limits (scope, agency_id, requests_per_minute, tokens_per_minute, tokens_per_day,
                  cost_per_month_micros)
@@ -1112,21 +1137,24 @@ impl $crate::IdentityStore for $store {
         .bind(limits.tokens_per_minute)
         .bind(limits.tokens_per_day)
         .bind(limits.cost_per_month_micros)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "limits exist"))?;
-        self.sql_bump_version_now().await?;
+        Self::sql_bump_version(&mut transaction).await?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
     async fn delete_limits(&self, agency_id: &str, scope: &str) -> $crate::StoreResult<bool> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         let touched = sqlx::query("DELETE FROM limits WHERE agency_id = $1 AND scope = $2")
             .bind(agency_id)
             .bind(scope)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
-        self.sql_bump_version_now().await?;
+        Self::sql_bump_version(&mut transaction).await?;
+        Self::sql_finish(transaction).await?;
         Ok(touched.rows_affected() > 0)
     }
 
@@ -1184,7 +1212,7 @@ impl $crate::IdentityStore for $store {
                 }
             }
         }
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(Ok(()))
     }
 
@@ -1206,7 +1234,7 @@ impl $crate::IdentityStore for $store {
             let counter = Self::sql_lock_counter(&mut transaction, scope, now).await?;
             Self::sql_write_counter(&mut transaction, &counter.charged(tokens, cost_micros, now)).await?;
         }
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ fn sql_unavailable(error: sqlx::Error) -> $crate::StoreError {
 
 $crate::impl_sql_identity_store!($store, $db, $row);
 $crate::impl_sql_workspace_store!($store, $db, $row);
+$crate::impl_sql_audit_store!($store, $db, $row);
 
 fn sql_conversation_from_row(row: &$row) -> Result<$crate::Conversation, sqlx::Error> {
     Ok($crate::Conversation {
@@ -170,7 +171,7 @@ impl $crate::Store for $store {
         .await
         .map_err(sql_unavailable)?;
         let stored = Self::insert_messages(&mut transaction, &row.id, 0, messages).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok((row, stored))
     }
 
@@ -182,7 +183,7 @@ impl $crate::Store for $store {
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         let next = Self::sql_lock_conversation(&mut transaction, conversation_id).await?;
         let stored = Self::insert_messages(&mut transaction, conversation_id, next, messages).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(stored)
     }
 

@@ -68,15 +68,17 @@ impl $crate::WorkspaceStore for $store {
         conversation_id: &str,
         title: &str,
     ) -> $crate::StoreResult<bool> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         $crate::check_text("title", title)?;
         let done = sqlx::query("UPDATE conversations SET title = $3, updated_at = $4 WHERE id = $1 AND owner = $2")
             .bind(conversation_id)
             .bind(owner)
             .bind(title)
             .bind($crate::now())
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -101,7 +103,7 @@ impl $crate::WorkspaceStore for $store {
             .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(true)
     }
 
@@ -125,7 +127,7 @@ impl $crate::WorkspaceStore for $store {
             .await
             .map_err(sql_unavailable)?;
         let stored = Self::insert_messages(&mut transaction, conversation_id, from_seq, messages).await?;
-        transaction.commit().await.map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(stored)
     }
 
@@ -235,6 +237,7 @@ impl $crate::WorkspaceStore for $store {
     }
 
     async fn put_agency_rules(&self, rules: &$crate::AgencyRules) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         $crate::check_text("rules", &rules.text)?;
         sqlx::query(
             "INSERT INTO agency_rules (agency_id, text, version, updated_at, updated_by)
@@ -247,9 +250,10 @@ impl $crate::WorkspaceStore for $store {
         .bind(&rules.version)
         .bind(rules.updated_at)
         .bind(&rules.updated_by)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "agency"))?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 
@@ -260,6 +264,7 @@ impl $crate::WorkspaceStore for $store {
         version: &str,
         at: chrono::DateTime<chrono::Utc>,
     ) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query(
             "INSERT INTO rules_acceptances (person_id, version, agency_id, accepted_at)
              VALUES ($1, $2, $3, $4) ON CONFLICT (person_id, version) DO NOTHING",
@@ -268,9 +273,10 @@ impl $crate::WorkspaceStore for $store {
         .bind(version)
         .bind(agency_id)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(|error| sql_write_error(error, "person"))?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 

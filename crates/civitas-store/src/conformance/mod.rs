@@ -8,8 +8,10 @@
 
 use crate::{NewConversation, NewMessage, RequestRecord, Store, StoreError};
 
+mod audit;
 mod identity;
 mod workspace;
+pub use audit::*;
 use chrono::{Duration, Utc};
 pub use identity::*;
 pub use workspace::*;
@@ -216,7 +218,12 @@ macro_rules! conformance_tests {
             appending_moves_a_conversation_to_the_top,
             feedback_is_one_per_person_and_message,
             preferences_and_rules_acceptance,
-            usage_is_summed_per_utc_day_and_model
+            usage_is_summed_per_utc_day_and_model,
+            audit_records_chain_and_read_back_exactly,
+            an_action_and_its_record_commit_together_or_not_at_all,
+            audit_search_filters_and_pages,
+            concurrent_appends_keep_one_unbroken_chain,
+            checkpoints_are_kept_once_per_size
         );
     };
     (@case $make:expr, $($name:ident),*) => {
