@@ -12,4 +12,4 @@ pub mod verify;
 pub use checkpoint::{AuditKey, Checkpoint, CheckpointError, PublicKey};
 pub use merkle::{CompactTree, Hash, ProofError};
 pub use record::{Action, ActorKind, Entry, Outcome, Record, GENESIS};
-pub use verify::{verify, Problem, Report};
+pub use verify::{verify, Problem, Report, Verifier};

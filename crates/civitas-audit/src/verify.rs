@@ -72,6 +72,102 @@ impl Report {
     }
 }
 
+/// Checks a log record by record, in the order stored, without holding it
+/// (a million records verify in a few megabytes).
+#[derive(Debug)]
+pub struct Verifier {
+    problems: Vec<Problem>,
+    /// Checkpoints not reached yet, largest first (popped from the end).
+    pending: Vec<Checkpoint>,
+    checkpoints: usize,
+    tree: CompactTree,
+    expected: u64,
+    prev_hash: Hash,
+    last_seq: u64,
+}
+
+impl Verifier {
+    /// A verifier of a log whose `checkpoints` must verify with one of
+    /// `keys`.
+    pub fn new(checkpoints: &[Checkpoint], keys: &[PublicKey]) -> Verifier {
+        let mut problems = Vec::new();
+        let mut pending: Vec<Checkpoint> = checkpoints.to_vec();
+        pending.sort_by_key(|checkpoint| std::cmp::Reverse(checkpoint.tree_size));
+        for checkpoint in pending.iter().rev() {
+            if let Err(error) = checkpoint.verify(keys) {
+                problems.push(Problem::BadSignature {
+                    tree_size: checkpoint.tree_size,
+                    reason: error.to_string(),
+                });
+            }
+        }
+        Verifier {
+            problems,
+            checkpoints: pending.len(),
+            pending,
+            tree: CompactTree::new(),
+            expected: 1,
+            prev_hash: GENESIS,
+            last_seq: 0,
+        }
+    }
+
+    /// The next record as stored.
+    pub fn push(&mut self, record: &Record) {
+        if record.seq > self.expected {
+            self.problems.push(Problem::Missing {
+                from: self.expected,
+                to: record.seq - 1,
+            });
+        } else if record.seq < self.expected {
+            self.problems.push(Problem::OutOfOrder {
+                seq: record.seq,
+                expected: self.expected,
+            });
+        }
+        if record.computed_hash() != record.hash {
+            self.problems.push(Problem::Modified { seq: record.seq });
+        }
+        if record.prev_hash != self.prev_hash {
+            self.problems.push(Problem::BrokenLink { seq: record.seq });
+        }
+        self.tree.push(record.leaf_hash());
+        while self
+            .pending
+            .last()
+            .is_some_and(|checkpoint| checkpoint.tree_size <= self.tree.size())
+        {
+            if let Some(checkpoint) = self.pending.pop() {
+                if checkpoint.tree_size == self.tree.size() && checkpoint.root_hash != self.tree.root() {
+                    self.problems.push(Problem::CheckpointMismatch {
+                        tree_size: checkpoint.tree_size,
+                    });
+                }
+            }
+        }
+        self.prev_hash = record.hash;
+        self.expected = record.seq.max(self.expected) + 1;
+        self.last_seq = record.seq;
+    }
+
+    /// The report, once every record was pushed.
+    pub fn finish(mut self) -> Report {
+        while let Some(checkpoint) = self.pending.pop() {
+            self.problems.push(Problem::CheckpointBeyondLog {
+                tree_size: checkpoint.tree_size,
+                records: self.tree.size(),
+            });
+        }
+        Report {
+            records: self.tree.size(),
+            last_seq: self.last_seq,
+            checkpoints: self.checkpoints,
+            root_hash: self.tree.root(),
+            problems: self.problems,
+        }
+    }
+}
+
 /// Checks `records` (in the order stored) against themselves and against
 /// `checkpoints`, whose signatures must verify with one of `keys`.
 pub fn verify(
@@ -79,63 +175,9 @@ pub fn verify(
     checkpoints: &[Checkpoint],
     keys: &[PublicKey],
 ) -> Report {
-    let mut problems = Vec::new();
-    let mut checkpoints: Vec<&Checkpoint> = checkpoints.iter().collect();
-    checkpoints.sort_by_key(|checkpoint| checkpoint.tree_size);
-    for checkpoint in &checkpoints {
-        if let Err(error) = checkpoint.verify(keys) {
-            problems.push(Problem::BadSignature {
-                tree_size: checkpoint.tree_size,
-                reason: error.to_string(),
-            });
-        }
-    }
-    let mut pending = checkpoints.iter().peekable();
-    let mut tree = CompactTree::new();
-    let mut expected = 1u64;
-    let mut prev_hash = GENESIS;
-    let mut last_seq = 0;
+    let mut verifier = Verifier::new(checkpoints, keys);
     for record in records {
-        if record.seq > expected {
-            problems.push(Problem::Missing {
-                from: expected,
-                to: record.seq - 1,
-            });
-        } else if record.seq < expected {
-            problems.push(Problem::OutOfOrder {
-                seq: record.seq,
-                expected,
-            });
-        }
-        if record.computed_hash() != record.hash {
-            problems.push(Problem::Modified { seq: record.seq });
-        }
-        if record.prev_hash != prev_hash {
-            problems.push(Problem::BrokenLink { seq: record.seq });
-        }
-        tree.push(record.leaf_hash());
-        while let Some(checkpoint) = pending.next_if(|checkpoint| checkpoint.tree_size <= tree.size()) {
-            if checkpoint.tree_size == tree.size() && checkpoint.root_hash != tree.root() {
-                problems.push(Problem::CheckpointMismatch {
-                    tree_size: checkpoint.tree_size,
-                });
-            }
-        }
-        prev_hash = record.hash;
-        expected = record.seq.max(expected) + 1;
-        last_seq = record.seq;
+        verifier.push(&record);
     }
-    for checkpoint in pending {
-        problems.push(Problem::CheckpointBeyondLog {
-            tree_size: checkpoint.tree_size,
-            records: tree.size(),
-        });
-    }
-    Report {
-        records: tree.size(),
-        last_seq,
-        checkpoints: checkpoints.len(),
-        root_hash: tree.root(),
-        problems,
-    }
+    verifier.finish()
 }

@@ -27,6 +27,7 @@ pub struct Config {
     pub models: ModelsConfig,
     pub logging: LoggingConfig,
     pub workspace: WorkspaceConfig,
+    pub audit: AuditConfig,
     /// Classification levels, lowest first: the banner of every page and
     /// the level of each conversation.
     pub classifications: Vec<ClassificationLevel>,
@@ -138,10 +139,35 @@ impl Default for Config {
             models: ModelsConfig::default(),
             logging: LoggingConfig::default(),
             workspace: WorkspaceConfig::default(),
+            audit: AuditConfig::default(),
             classifications: default_classifications(),
             providers: Vec::new(),
             prices: Vec::new(),
             oidc: Vec::new(),
+        }
+    }
+}
+
+/// `[audit]`: the tamper-evident audit log.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Where the Ed25519 key that signs checkpoints is read from
+    /// (`env::NAME` or `file::PATH`, the seed in base64). Empty: the file
+    /// `audit-signing-key` in the data directory, created on first start.
+    pub signing_key: String,
+    /// Sign a checkpoint once this many records were added...
+    pub checkpoint_every_records: u64,
+    /// ...or this many seconds after the last one, if anything was added.
+    pub checkpoint_every_seconds: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            signing_key: String::new(),
+            checkpoint_every_records: 1000,
+            checkpoint_every_seconds: 300,
         }
     }
 }
@@ -661,6 +687,19 @@ impl Config {
             }
         }
         self.validate_classifications()?;
+        if !self.audit.signing_key.is_empty() {
+            SecretLocation::parse(&self.audit.signing_key)
+                .map_err(|message| invalid("audit.signing_key", message))?;
+        }
+        if self.audit.checkpoint_every_records == 0 {
+            return Err(invalid("audit.checkpoint_every_records", "must be at least 1"));
+        }
+        if !(1..=86_400).contains(&self.audit.checkpoint_every_seconds) {
+            return Err(invalid(
+                "audit.checkpoint_every_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
         if self.logging.format != "text" && self.logging.format != "json" {
             return Err(invalid("logging.format", "must be `text` or `json`"));
         }

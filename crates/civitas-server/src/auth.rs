@@ -61,12 +61,18 @@ fn client_address(request: &Request, trusted: &[String]) -> Option<IpAddr> {
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip())?;
+    forwarded_client(request.headers(), peer, trusted)
+}
+
+/// The client behind `peer`: the peer itself, or, when the peer is a
+/// trusted proxy, the last untrusted address of `X-Forwarded-For` (`None`
+/// when that header is unreadable).
+pub fn forwarded_client(headers: &axum::http::HeaderMap, peer: IpAddr, trusted: &[String]) -> Option<IpAddr> {
     let is_trusted = |address: IpAddr| civitas_identity::provision::address_allowed(trusted, address);
     if trusted.is_empty() || !is_trusted(peer) {
         return Some(peer);
     }
-    let forwarded: Vec<IpAddr> = request
-        .headers()
+    let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
         .iter()
         .filter_map(|value| value.to_str().ok())
@@ -348,11 +354,34 @@ pub async fn authorize_agency(
         .agency_ancestors(agency_id)
         .await
         .map_err(ApiError::storage)?;
-    match policy::authorize_agency(principal, &chain, roles) {
-        Ok(()) => Ok(agency),
-        Err(Denied::NotFound) => Err(not_found()),
-        Err(Denied::Forbidden) => Err(forbidden(roles)),
+    let denied = match policy::authorize_agency(principal, &chain, roles) {
+        Ok(()) => return Ok(agency),
+        Err(Denied::NotFound) => ("not_visible", not_found()),
+        Err(Denied::Forbidden) => ("role_missing", forbidden(roles)),
+    };
+    // Reaching for another agency, or beyond one's roles, is recorded
+    // (the caller still sees only "not found" for another agency).
+    let (actor_kind, actor_id) = crate::audit::actor_of(principal);
+    let refusal = civitas_audit::Entry {
+        at: civitas_store::now(),
+        actor_kind,
+        actor_id,
+        agency_id: Some(principal.agency_id().to_owned()),
+        action: civitas_audit::Action::PolicyDenied,
+        target: Some(format!("agency:{agency_id}")),
+        outcome: civitas_audit::Outcome::Denied,
+        source_address: None,
+        user_agent: None,
+        request_id: None,
+        details: serde_json::json!({
+            "reason": denied.0,
+            "roles_needed": roles.iter().map(|role| role.as_str()).collect::<Vec<_>>(),
+        }),
+    };
+    if let Err(error) = state.store.append_audit(vec![refusal]).await {
+        tracing::error!(%error, "could not record a refusal in the audit log");
     }
+    Err(denied.1)
 }
 
 /// 403 naming the roles that would allow the action.

@@ -9,6 +9,7 @@
 //! caller may do is decided by `civitas_identity::policy` through the
 //! extractors of [`auth`] in each handler's signature.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -52,6 +53,8 @@ use crate::state::AppState;
 pub const PUBLIC_ROUTES: &[&str] = &[
     "/healthz",
     "/readyz",
+    // A signed tree head holds no content; outside parties pin it.
+    "/v1/audit/checkpoints/latest",
     "/auth/login",
     "/auth/providers",
     "/auth/oidc/{provider}/start",
@@ -182,6 +185,7 @@ fn routes_and_document() -> (
     let (public, public_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+        .routes(routes!(audit::latest_checkpoint))
         .routes(routes!(routes::session::login))
         .routes(routes!(routes::sso::providers))
         .routes(routes!(routes::sso::start))
@@ -210,6 +214,7 @@ pub fn router(state: AppState) -> Router {
     let limited = limited.route_layer(from_fn_with_state(state.clone(), limits::enforce));
     let api = api
         .merge(limited)
+        .route_layer(from_fn_with_state(state.clone(), audit::record_changes))
         .route_layer(from_fn_with_state(state.clone(), recorder::record_requests))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     with_edge_layers(public.merge(api).merge(web::router(state.clone())), state)
@@ -240,6 +245,8 @@ pub enum ServerError {
     Sso(String),
     #[error("cannot prepare identities: {0}")]
     Identity(civitas_identity::provision::ProvisionError),
+    #[error("audit log: {0}")]
+    Audit(String),
 }
 
 /// The models a server answers with.
@@ -306,6 +313,7 @@ impl Application {
             .map(|provider| sso::SsoProvider::from_config(provider).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()
             .map_err(ServerError::Sso)?;
+        let auditor = audit::Auditor::load(&config).map_err(ServerError::Audit)?;
         let prices = limits::PriceTable::new(&config.prices);
         let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store), prices);
         let state = AppState {
@@ -319,11 +327,13 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             identity_cache: Arc::default(),
             generations: Arc::default(),
+            auditor: Arc::new(auditor),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),
             started_unix: chrono::Utc::now().timestamp(),
         };
+        audit::start_checkpoints(state.clone());
         Ok(Application {
             listener,
             state,
@@ -421,6 +431,9 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             identity_cache: Arc::default(),
             generations: Arc::default(),
+            auditor: Arc::new(audit::Auditor {
+                key: civitas_audit::AuditKey::generate(),
+            }),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),

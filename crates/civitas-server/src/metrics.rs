@@ -36,6 +36,8 @@ pub struct Metrics {
     queue_depth: Gauge<i64, AtomicI64>,
     slots_in_use: Gauge<i64, AtomicI64>,
     slots_total: Gauge<i64, AtomicI64>,
+    /// When the last audit checkpoint was signed (Unix seconds).
+    pub audit_checkpoint_unix: Gauge<i64, AtomicI64>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -99,8 +101,15 @@ impl Default for Metrics {
             "Sequences the engine can generate at once",
             slots_total.clone(),
         );
+        let audit_checkpoint_unix = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "audit_last_checkpoint_unix_seconds",
+            "When this server last signed an audit checkpoint (its age: now minus this)",
+            audit_checkpoint_unix.clone(),
+        );
         Metrics {
             registry,
+            audit_checkpoint_unix,
             requests,
             latency,
             time_to_first_token,

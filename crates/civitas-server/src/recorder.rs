@@ -28,6 +28,46 @@ struct Pending {
     charge: Arc<Vec<String>>,
 }
 
+/// The audit record of a model call: who, agency, model and weights,
+/// tokens, latency, outcome — never the content.
+fn model_call(record: &RequestRecord) -> Option<civitas_audit::Entry> {
+    if !matches!(record.route.as_str(), "/v1/chat/completions" | "/v1/embeddings") {
+        return None;
+    }
+    let outcome = match record.status {
+        200..=299 => civitas_audit::Outcome::Success,
+        401 | 402 | 403 | 429 => civitas_audit::Outcome::Denied,
+        _ => civitas_audit::Outcome::Failure,
+    };
+    Some(civitas_audit::Entry {
+        at: record.at,
+        actor_kind: if record.key_id.is_some() {
+            civitas_audit::ActorKind::Key
+        } else {
+            civitas_audit::ActorKind::Person
+        },
+        actor_id: record.actor.clone(),
+        agency_id: record.agency_id.clone(),
+        action: civitas_audit::Action::ModelCall,
+        target: record.model.as_ref().map(|model| format!("model:{model}")),
+        outcome,
+        source_address: None,
+        user_agent: None,
+        request_id: Some(record.request_id.clone()),
+        details: serde_json::json!({
+            "route": record.route,
+            "key_id": record.key_id,
+            "weights_sha256": record.model_sha256,
+            "prompt_tokens": record.prompt_tokens,
+            "completion_tokens": record.completion_tokens,
+            "cost_micros": record.cost_micros,
+            "latency_ms": record.latency_ms,
+            "status": record.status,
+            "error_code": record.error_code,
+        }),
+    })
+}
+
 /// Sends records to the writer task.
 #[derive(Debug, Clone)]
 pub struct RequestRecorder {
@@ -53,8 +93,15 @@ impl RequestRecorder {
                     record.prompt_tokens,
                     record.completion_tokens,
                 );
-                if let Err(error) = store.record_request(&record).await {
+                // A model call's audit record is written with its request
+                // record, in one transaction.
+                let entries = model_call(&record).into_iter().collect();
+                let (stored, left) = civitas_store::with_audit(entries, store.record_request(&record)).await;
+                if let Err(error) = stored {
                     tracing::error!(request_id = %record.request_id, %error, "could not store a request record");
+                    if let Err(error) = store.append_audit(left).await {
+                        tracing::error!(request_id = %record.request_id, %error, "could not record a model call in the audit log");
+                    }
                 }
                 let tokens = record.prompt_tokens + record.completion_tokens;
                 if let Err(error) = store.charge(&charge, tokens, record.cost_micros, record.at).await {

@@ -231,6 +231,7 @@ impl $crate::Store for $store {
     }
 
     async fn record_request(&self, record: &$crate::RequestRecord) -> $crate::StoreResult<()> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query(
             "INSERT INTO request_records (request_id, at, actor, route, model, model_sha256,
                  prompt_tokens, completion_tokens, latency_ms, status, error_code,
@@ -251,9 +252,10 @@ impl $crate::Store for $store {
         .bind(&record.agency_id)
         .bind(&record.key_id)
         .bind(record.cost_micros)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
         .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
         Ok(())
     }
 

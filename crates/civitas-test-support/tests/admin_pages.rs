@@ -13,6 +13,8 @@ const PASSWORD: &str = "Vélo-rouge-sous-la-pluie";
 fn options() -> AppOptions {
     AppOptions {
         embeddings: false,
+        // Answers of the tiny model stay short, so the suite stays fast.
+        tweak: std::sync::Arc::new(|config| config.models.max_output_tokens = 96),
         ..AppOptions::default()
     }
 }

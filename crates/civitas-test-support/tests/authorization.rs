@@ -69,6 +69,8 @@ fn table() -> Vec<Row> {
     vec![
         row(Method::GET, "/healthz", Public, &[200], none),
         row(Method::GET, "/readyz", Public, &[200], none),
+        // No checkpoint yet in a fresh installation: 404 for everyone alike.
+        row(Method::GET, "/v1/audit/checkpoints/latest", Public, &[404], none),
         row(Method::POST, "/auth/login", Public, &[401], |_| {
             Some(json!({"email": "nobody@example.gov", "password": "wrong password here"}))
         }),

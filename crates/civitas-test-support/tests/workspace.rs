@@ -16,6 +16,8 @@ fn options() -> AppOptions {
     AppOptions {
         embeddings: false,
         tweak: std::sync::Arc::new(|config| {
+            // Answers of the tiny model stay short, so the suite stays fast.
+            config.models.max_output_tokens = 96;
             let mut kept = config.classifications[0].clone();
             kept.id = "records".to_owned();
             kept.labels = [("en".to_owned(), "RECORDS — KEEP".to_owned())]

@@ -54,6 +54,9 @@ pub enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Verify, export and prove the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated
     /// from the code; the committed copy is docs/openapi.json.
     Openapi,
@@ -89,6 +92,44 @@ pub enum ConfigCommand {
     /// Load and validate the configuration, then print it (secrets are
     /// locations, so nothing secret is printed).
     Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain and the Merkle tree and check every
+    /// checkpoint's signature; names each modified, deleted, inserted or
+    /// reordered record and exits non-zero if the log is not intact.
+    Verify {
+        /// Verify a file written by `civitas audit export` instead of the
+        /// database.
+        #[arg(long)]
+        export: Option<std::path::PathBuf>,
+        /// Trust only this Ed25519 public key (base64; repeatable), e.g.
+        /// one pinned from /v1/audit/checkpoints/latest. Default: the
+        /// installation's key (or, for an export, the keys it names).
+        #[arg(long = "public-key")]
+        public_keys: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the whole log as JSON Lines: a header (public keys and
+    /// checkpoints), then one record per line.
+    Export {
+        /// File to write.
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Print the inclusion proof (RFC 6962) of record SEQ in the tree of
+    /// the latest checkpoint, or of --size records.
+    Prove {
+        seq: u64,
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Print the consistency proof (RFC 6962) that the tree of FROM
+    /// records is a prefix of the tree of TO records.
+    Consistency { from: u64, to: u64 },
 }
 
 #[derive(Debug, Subcommand)]

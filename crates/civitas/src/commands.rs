@@ -45,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             store.close().await;
             result
         }
+        Command::Audit(command) => crate::audit::run(&config, command).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());
@@ -66,7 +67,7 @@ fn describe_database(url: &str) -> String {
     }
 }
 
-async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     let url = config.database_url();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = civitas_store_postgres::PostgresStore::open(&url, config.database.max_connections)

@@ -1,6 +1,7 @@
 //! The `civitas` command: serve the API, manage models, check the
 //! configuration, apply migrations.
 
+mod audit;
 mod cli;
 mod commands;
 mod identity;

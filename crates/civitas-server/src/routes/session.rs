@@ -13,17 +13,20 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use civitas_identity::{password, provision, secret, totp, Credential, Principal};
 use civitas_store::Session;
 use civitas_types::ErrorCode;
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{audited, Origin};
 use crate::auth::{check_status, cookie, Authenticated, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
+use crate::middleware::RequestId;
 use crate::state::AppState;
+use civitas_audit::{Action, Entry};
 
 /// Failures before answers start to slow down.
 const FREE_FAILURES: i64 = 3;
@@ -145,9 +148,17 @@ pub fn session_cookie(state: &AppState, value: &str, max_age_seconds: i64) -> Op
 pub async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     ApiJson(body): ApiJson<Login>,
 ) -> Result<Response, ApiError> {
-    let (token, session) = password_sign_in(&state, &headers, body).await?;
+    let origin = Origin::of(
+        &state,
+        &headers,
+        peer.map(|axum::Extension(info)| info.0.ip()),
+        Some(&request_id),
+    );
+    let (token, session) = password_sign_in(&state, &headers, &origin, body).await?;
     let absolute = session.expires_at - session.created_at;
     let mut response = Json(SignedIn {
         object: "session".to_owned(),
@@ -168,13 +179,46 @@ pub async fn login(
 
 /// Checks an e-mail address, password and (if the account has one) second
 /// factor, counting failures and locking at the limit, then opens a
-/// session. Shared by the API and the sign-in page.
+/// session. Shared by the API and the sign-in page. A refusal is recorded
+/// in the audit log (with the address tried, never the password); a
+/// success is recorded in the transaction that opens the session.
 pub async fn password_sign_in(
     state: &AppState,
     headers: &HeaderMap,
+    origin: &Origin,
     body: Login,
 ) -> Result<(String, Session), ApiError> {
     let email = provision::normalize_email(&body.email).unwrap_or_default();
+    let attempt = check_sign_in(state, headers, origin, &email, body).await;
+    if let Err(error) = &attempt {
+        let refusal = Entry {
+            at: civitas_store::now(),
+            actor_kind: civitas_audit::ActorKind::Person,
+            actor_id: format!("email:{email}"),
+            agency_id: None,
+            action: Action::SignInFailed,
+            target: None,
+            outcome: civitas_audit::Outcome::Failure,
+            source_address: origin.source_address.clone(),
+            user_agent: origin.user_agent.clone(),
+            request_id: origin.request_id.clone(),
+            details: serde_json::json!({ "method": "password", "reason": error.code.as_str() }),
+        };
+        if let Err(audit_error) = state.store.append_audit(vec![refusal]).await {
+            tracing::error!(error = %audit_error, "could not record a refused sign-in");
+        }
+    }
+    attempt
+}
+
+async fn check_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    origin: &Origin,
+    email: &str,
+    body: Login,
+) -> Result<(String, Session), ApiError> {
+    let email = email.to_owned();
     let person = if email.is_empty() {
         None
     } else {
@@ -238,7 +282,25 @@ pub async fn password_sign_in(
             .await
             .map_err(ApiError::storage)?;
     }
-    let opened = start_session(state, &person.id, headers).await?;
+    let signed_in = Entry {
+        at: civitas_store::now(),
+        actor_kind: civitas_audit::ActorKind::Person,
+        actor_id: person.id.clone(),
+        agency_id: Some(person.agency_id.clone()),
+        action: Action::SignIn,
+        target: None,
+        outcome: civitas_audit::Outcome::Success,
+        source_address: origin.source_address.clone(),
+        user_agent: origin.user_agent.clone(),
+        request_id: origin.request_id.clone(),
+        details: serde_json::json!({ "method": "password", "second_factor": credentials.totp_confirmed }),
+    };
+    let opened = audited(
+        state.store.as_ref(),
+        vec![signed_in],
+        start_session(state, &person.id, headers),
+    )
+    .await?;
     tracing::info!(person_id = %person.id, "signed in");
     Ok(opened)
 }

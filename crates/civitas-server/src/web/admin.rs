@@ -15,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
+use civitas_audit::{Action, Outcome};
 use civitas_identity::{policy, Principal, Role};
 use civitas_store::{Agency, AgencyRules, Limits, UsageOwner};
 use civitas_types::ErrorCode;
@@ -108,6 +109,29 @@ pub struct Choice {
     pub value: String,
     pub label: String,
     pub selected: bool,
+}
+
+/// Runs a change of the administration API for `principal`, recorded in
+/// the audit log in the change's own transaction (or on its own, with its
+/// outcome, when nothing was committed).
+async fn as_change<T, E>(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    action: Action,
+    what: &str,
+    change: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let origin = crate::audit::Origin::of(state, headers, None, None);
+    let entry = crate::audit::entry(
+        principal,
+        &origin,
+        action,
+        None,
+        Outcome::Success,
+        serde_json::json!({ "via": "workspace", "change": what }),
+    );
+    crate::audit::audited(state.store.as_ref(), vec![entry], change).await
 }
 
 /// The signed-in person of an administration page, with the language.
@@ -550,7 +574,16 @@ pub async fn create_person(
         group_ids: all(&fields, "group_ids"),
         roles: Some(all(&fields, "roles")).filter(|roles| !roles.is_empty()),
     };
-    match api::create_person(State(state.clone()), granted, ApiJson(body)).await {
+    match as_change(
+        &state,
+        &principal,
+        &headers,
+        Action::AdminChange,
+        "create_person",
+        api::create_person(State(state.clone()), granted, ApiJson(body)),
+    )
+    .await
+    {
         Ok(_) => {
             Redirect::to(&format!("/admin/agencies/{agency_id}/people?done=person-created")).into_response()
         }
@@ -677,25 +710,57 @@ pub async fn change_person(
                 display_name: None,
                 status: Some(field(&fields, "status").to_owned()),
             };
-            let result = api::update_person(State(state.clone()), granted, path, ApiJson(body)).await;
+            let result = as_change(
+                &state,
+                &principal,
+                &headers,
+                Action::AdminChange,
+                "update_person",
+                api::update_person(State(state.clone()), granted, path, ApiJson(body)),
+            )
+            .await;
             (result.map(|_| ()), "status", "person-updated")
         }
         "roles" => {
             let body = api::PersonRoles {
                 roles: all(&fields, "roles"),
             };
-            let result = api::set_person_roles(State(state.clone()), granted, path, ApiJson(body)).await;
+            let result = as_change(
+                &state,
+                &principal,
+                &headers,
+                Action::AdminChange,
+                "set_person_roles",
+                api::set_person_roles(State(state.clone()), granted, path, ApiJson(body)),
+            )
+            .await;
             (result.map(|_| ()), "roles", "person-updated")
         }
         "groups" => {
             let body = api::PersonGroups {
                 group_ids: all(&fields, "group_ids"),
             };
-            let result = api::set_person_groups(State(state.clone()), granted, path, ApiJson(body)).await;
+            let result = as_change(
+                &state,
+                &principal,
+                &headers,
+                Action::AdminChange,
+                "set_person_groups",
+                api::set_person_groups(State(state.clone()), granted, path, ApiJson(body)),
+            )
+            .await;
             (result.map(|_| ()), "groups", "person-updated")
         }
         "sign-out" => {
-            let result = api::revoke_person_sessions(State(state.clone()), granted, path).await;
+            let result = as_change(
+                &state,
+                &principal,
+                &headers,
+                Action::SessionsRevoked,
+                "revoke_person_sessions",
+                api::revoke_person_sessions(State(state.clone()), granted, path),
+            )
+            .await;
             (result.map(|_| ()), "sessions", "signed-out")
         }
         _ => return StatusCode::NOT_FOUND.into_response(),
@@ -821,7 +886,16 @@ pub async fn create_group(
         name: field(&fields, "name").to_owned(),
         external_id: None,
     };
-    match api::create_group(State(state.clone()), granted, ApiJson(body)).await {
+    match as_change(
+        &state,
+        &principal,
+        &headers,
+        Action::AdminChange,
+        "create_group",
+        api::create_group(State(state.clone()), granted, ApiJson(body)),
+    )
+    .await
+    {
         Ok((_, Json(group))) => Redirect::to(&format!(
             "/admin/agencies/{agency_id}/groups/{}?done=group-created",
             group.id
@@ -927,7 +1001,16 @@ pub async fn set_group_models(
     };
     let body = api::GroupModels { models };
     let path = Path((agency_id.clone(), group_id.clone()));
-    match api::set_group_models(State(state.clone()), granted, path, ApiJson(body)).await {
+    match as_change(
+        &state,
+        &principal,
+        &headers,
+        Action::AdminChange,
+        "set_group_models",
+        api::set_group_models(State(state.clone()), granted, path, ApiJson(body)),
+    )
+    .await
+    {
         Ok(_) => Redirect::to(&format!(
             "/admin/agencies/{agency_id}/groups/{group_id}?done=models-saved"
         ))
@@ -1149,7 +1232,16 @@ pub async fn set_limits(
         tokens_per_day,
         cost_per_month_micros,
     };
-    match api::set_limits(State(state.clone()), granted, ApiJson(body)).await {
+    match as_change(
+        &state,
+        &principal,
+        &headers,
+        Action::AdminChange,
+        "set_limits",
+        api::set_limits(State(state.clone()), granted, ApiJson(body)),
+    )
+    .await
+    {
         Ok(_) => {
             Redirect::to(&format!("/admin/agencies/{agency_id}/limits?done=limits-saved")).into_response()
         }
@@ -1263,7 +1355,16 @@ pub async fn revoke_key(
         Ok(changer) => changer,
         Err(response) => return response,
     };
-    match api::revoke_key(State(state.clone()), granted, Path((agency_id.clone(), key_id))).await {
+    match as_change(
+        &state,
+        &principal,
+        &headers,
+        Action::KeyRevoked,
+        "revoke_key",
+        api::revoke_key(State(state.clone()), granted, Path((agency_id.clone(), key_id))),
+    )
+    .await
+    {
         Ok(_) => Redirect::to(&format!("/admin/agencies/{agency_id}/keys?done=key-revoked")).into_response(),
         Err(error) => refused(&state, t, &principal, &error),
     }
@@ -1332,7 +1433,16 @@ pub async fn save_rules(
         updated_at: civitas_store::now(),
         updated_by: principal.id().to_owned(),
     };
-    if let Err(error) = state.store.put_agency_rules(&rules).await {
+    let saved = as_change(
+        &state,
+        &principal,
+        &headers,
+        Action::AdminChange,
+        "rules_of_behaviour",
+        state.store.put_agency_rules(&rules),
+    )
+    .await;
+    if let Err(error) = saved {
         tracing::error!(%error, "could not save the rules of behaviour");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }

@@ -24,7 +24,13 @@ struct Export {
     level: String,
 }
 
-async fn gather(state: &AppState, headers: &HeaderMap, id: &str, t: Texts) -> Result<Export, Response> {
+async fn gather(
+    state: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    t: Texts,
+    format: &str,
+) -> Result<Export, Response> {
     let Some(principal) = signed_in(state, headers, true, "").await else {
         return Err(Redirect::to("/sign-in").into_response());
     };
@@ -59,6 +65,22 @@ async fn gather(state: &AppState, headers: &HeaderMap, id: &str, t: Texts) -> Re
         .find(|level| level.id == conversation.classification)
         .map(|level| super::level_label(level, t))
         .unwrap_or_else(|| conversation.classification.clone());
+    // No export leaves without its audit record.
+    let origin = crate::audit::Origin::of(state, headers, None, None);
+    let entry = crate::audit::entry(
+        &principal,
+        &origin,
+        civitas_audit::Action::Export,
+        Some(format!("conversation:{id}")),
+        civitas_audit::Outcome::Success,
+        json!({ "format": format, "messages": messages.len(), "classification": conversation.classification }),
+    );
+    if crate::audit::record(state.store.as_ref(), vec![entry])
+        .await
+        .is_err()
+    {
+        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+    }
     tracing::info!(conversation_id = %id, person_id = %principal.id(), "conversation exported");
     Ok(Export {
         principal,
@@ -82,7 +104,7 @@ fn attachment(content_type: &'static str, name: String, body: String) -> Respons
 
 pub async fn json(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let t = negotiate(&headers);
-    let export = match gather(&state, &headers, &id, t).await {
+    let export = match gather(&state, &headers, &id, t, "json").await {
         Ok(export) => export,
         Err(response) => return response,
     };
@@ -145,7 +167,7 @@ struct ExportDocument {
 
 pub async fn html(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     let t = negotiate(&headers);
-    let export = match gather(&state, &headers, &id, t).await {
+    let export = match gather(&state, &headers, &id, t, "html").await {
         Ok(export) => export,
         Err(response) => return response,
     };

@@ -495,6 +495,8 @@ pub struct SignInForm {
 async fn sign_in(
     State(state): State<AppState>,
     headers: HeaderMap,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    axum::Extension(crate::middleware::RequestId(request_id)): axum::Extension<crate::middleware::RequestId>,
     Form(form): Form<SignInForm>,
 ) -> Response {
     let t = negotiate(&headers);
@@ -508,7 +510,13 @@ async fn sign_in(
         password: form.password,
         totp_code: Some(form.totp_code.trim().to_owned()).filter(|code| !code.is_empty()),
     };
-    match password_sign_in(&state, &headers, login).await {
+    let origin = crate::audit::Origin::of(
+        &state,
+        &headers,
+        peer.map(|axum::Extension(info)| info.0.ip()),
+        Some(&request_id),
+    );
+    match password_sign_in(&state, &headers, &origin, login).await {
         Ok((token, session)) => {
             let mut response = Redirect::to("/").into_response();
             let age = (session.expires_at - session.created_at).num_seconds();
@@ -550,7 +558,17 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
         return Redirect::to("/sign-in").into_response();
     };
     if let Credential::Session { id_hash, .. } = &principal.credential {
-        if let Err(error) = state.store.revoke_session(id_hash, civitas_store::now()).await {
+        let origin = crate::audit::Origin::of(&state, &headers, None, None);
+        let record = crate::audit::entry(
+            &principal,
+            &origin,
+            civitas_audit::Action::SignOut,
+            None,
+            civitas_audit::Outcome::Success,
+            serde_json::json!({ "via": "workspace" }),
+        );
+        let ending = state.store.revoke_session(id_hash, civitas_store::now());
+        if let Err(error) = crate::audit::audited(state.store.as_ref(), vec![record], ending).await {
             tracing::error!(%error, "could not end a session");
         }
     }

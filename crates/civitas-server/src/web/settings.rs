@@ -216,7 +216,16 @@ pub async fn create_key(
         days @ (30 | 90 | 365) => Some(Utc::now() + chrono::Duration::days(i64::from(days))),
         _ => return StatusCode::BAD_REQUEST.into_response(),
     };
-    let created = provision::create_key(
+    let origin = crate::audit::Origin::of(&state, &headers, None, None);
+    let record = crate::audit::entry(
+        &principal,
+        &origin,
+        civitas_audit::Action::KeyCreated,
+        None,
+        civitas_audit::Outcome::Success,
+        serde_json::json!({ "via": "workspace", "kind": "personal", "expiry_days": form.expiry_days }),
+    );
+    let creating = provision::create_key(
         state.store.as_ref(),
         KeyRequest {
             owner: principal.person.clone(),
@@ -227,8 +236,8 @@ pub async fn create_key(
             expires_at,
             created_by: principal.id().to_owned(),
         },
-    )
-    .await;
+    );
+    let created = crate::audit::audited(state.store.as_ref(), vec![record], creating).await;
     match created {
         Ok((key, secret)) => {
             tracing::info!(key_id = %key.id, person_id = %principal.id(), "API key created from the workspace");
@@ -289,11 +298,19 @@ pub async fn revoke_key(
     let Some(key) = key else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if let Err(error) = state
+    let origin = crate::audit::Origin::of(&state, &headers, None, None);
+    let record = crate::audit::entry(
+        &principal,
+        &origin,
+        civitas_audit::Action::KeyRevoked,
+        Some(format!("key:{}", key.id)),
+        civitas_audit::Outcome::Success,
+        serde_json::json!({ "via": "workspace" }),
+    );
+    let revoking = state
         .store
-        .revoke_api_key(&key.agency_id, &key.id, civitas_store::now())
-        .await
-    {
+        .revoke_api_key(&key.agency_id, &key.id, civitas_store::now());
+    if let Err(error) = crate::audit::audited(state.store.as_ref(), vec![record], revoking).await {
         tracing::error!(%error, "could not revoke a key");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }

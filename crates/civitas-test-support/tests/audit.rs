@@ -1,0 +1,230 @@
+//! The audit log through the real server: sign-ins (accepted and
+//! refused), administration changes, a refusal across agencies, a model
+//! call, an export; each recorded with who, where and which request, never
+//! with content; checkpoints signed and published; the whole log verifies.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use civitas_audit::{verify, Record};
+use civitas_store::AuditFilter;
+use civitas_test_support::browser::sign_in;
+use civitas_test_support::{spawn_app_with, AppOptions, TestApp};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const PASSWORD: &str = "Vélo-rouge-sous-la-pluie";
+const SECRET_QUESTION: &str = "What is the budget line for the Operation Bluebird?";
+
+fn options() -> AppOptions {
+    AppOptions {
+        embeddings: false,
+        tweak: std::sync::Arc::new(|config| {
+            // Answers of the tiny model stay short, so the suite stays fast.
+            config.models.max_output_tokens = 96;
+            config.audit.checkpoint_every_records = 5;
+            config.audit.checkpoint_every_seconds = 1;
+        }),
+        ..AppOptions::default()
+    }
+}
+
+async fn all_records(app: &TestApp) -> Vec<Record> {
+    app.store.audit_records(1, 100_000).await.unwrap()
+}
+
+fn find<'a>(records: &'a [Record], action: &str) -> Vec<&'a Record> {
+    records.iter().filter(|record| record.action == action).collect()
+}
+
+#[tokio::test]
+async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
+    let Some(app) = spawn_app_with(options()).await else {
+        return;
+    };
+    let agency = app.new_agency("audited").await;
+    let other = app.new_agency("elsewhere").await;
+    let group = app.new_group(&agency, "staff", &[&app.model]).await;
+    let member = app
+        .new_person(
+            &agency,
+            "clerk@audited.example.gov",
+            &["member"],
+            &[&group],
+            Some(PASSWORD),
+        )
+        .await;
+
+    // Refused and accepted sign-ins.
+    let refused = app
+        .client
+        .post(app.url("/auth/login"))
+        .header("user-agent", "AuditTest/1.0")
+        .json(&json!({ "email": "clerk@audited.example.gov", "password": "not the password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let session = sign_in(&app, "clerk@audited.example.gov", PASSWORD).await;
+
+    // A model call with a question that must never reach the log.
+    let answer = app
+        .call(
+            Method::POST,
+            "/v1/chat/completions",
+            &member.key,
+            Some(&json!({ "model": app.model, "messages": [{ "role": "user", "content": SECRET_QUESTION }], "max_tokens": 8 })),
+        )
+        .await;
+    assert_eq!(answer.status(), 200);
+    let request_id = answer.headers()["x-request-id"].to_str().unwrap().to_owned();
+
+    // A member reaching for another agency: refused, recorded.
+    let reached = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/agencies/{other}/people"),
+            &member.key,
+            None,
+        )
+        .await;
+    assert_eq!(reached.status(), 404);
+
+    // An export from the workspace.
+    let created = session
+        .post(
+            &app,
+            "/c",
+            &[
+                ("model", &app.model),
+                ("classification", "unclassified"),
+                ("content", "Hello"),
+            ],
+        )
+        .await;
+    let conversation = created.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/c/")
+        .split('#')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        session
+            .get(&app, &format!("/c/{conversation}/export.json"))
+            .await
+            .status(),
+        200
+    );
+
+    // The model call's record is written off the request path: wait for it.
+    let mut records = Vec::new();
+    for _ in 0..100 {
+        records = all_records(&app).await;
+        if records
+            .iter()
+            .any(|record| record.request_id.as_deref() == Some(request_id.as_str()))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let failed = find(&records, "auth.sign_in_failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].actor_id, "email:clerk@audited.example.gov");
+    assert_eq!(failed[0].user_agent.as_deref(), Some("AuditTest/1.0"));
+    assert_eq!(failed[0].details["reason"], "invalid_credentials");
+    assert!(failed[0]
+        .source_address
+        .as_deref()
+        .is_some_and(|address| address.starts_with("127.")));
+    let signed_in = find(&records, "auth.sign_in");
+    assert!(signed_in.iter().any(|record| record.actor_id == member.id));
+
+    let changes = find(&records, "admin.change");
+    assert!(
+        changes.iter().any(|record| record.target.as_deref()
+            == Some(&format!("/api/admin/agencies/{agency}/people")[..])
+            && record.details["method"] == "POST"),
+        "{changes:?}"
+    );
+    assert!(!find(&records, "key.created").is_empty());
+
+    let denied = find(&records, "policy.denied");
+    assert!(
+        denied.iter().any(|record| record.actor_id == member.id
+            && record.target.as_deref() == Some(&format!("agency:{other}")[..])),
+        "{denied:?}"
+    );
+
+    let call = records
+        .iter()
+        .find(|record| record.request_id.as_deref() == Some(request_id.as_str()))
+        .expect("the model call is recorded");
+    assert_eq!(call.action, "model.call");
+    assert_eq!(call.actor_id, member.id);
+    assert_eq!(call.agency_id.as_deref(), Some(agency.as_str()));
+    assert_eq!(call.target.as_deref(), Some(&format!("model:{}", app.model)[..]));
+    assert!(call.details["completion_tokens"].as_i64().unwrap() > 0);
+    assert_eq!(call.details["weights_sha256"].as_str().unwrap().len(), 64);
+
+    let exports = find(&records, "data.export");
+    assert!(exports
+        .iter()
+        .any(|record| record.target.as_deref() == Some(&format!("conversation:{conversation}")[..])));
+
+    // Content never reaches the log.
+    for record in &records {
+        let encoded = String::from_utf8_lossy(&record.canonical()).into_owned();
+        assert!(!encoded.contains("Operation Bluebird"), "content in {record:?}");
+        assert!(!encoded.contains(PASSWORD), "a password in {record:?}");
+        assert!(!encoded.contains(&member.key), "a key in {record:?}");
+    }
+
+    // A checkpoint is signed and published; the whole log verifies with it.
+    let mut published = Value::Null;
+    for _ in 0..100 {
+        let response = app
+            .client
+            .get(app.url("/v1/audit/checkpoints/latest"))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            published = response.json().await.unwrap();
+            if published["tree_size"].as_u64().unwrap() >= records.len() as u64 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        published["tree_size"].as_u64().unwrap() >= records.len() as u64,
+        "{published}"
+    );
+    let key = civitas_audit::PublicKey {
+        key_id: published["key_id"].as_str().unwrap().to_owned(),
+        public_key: published["public_key"].as_str().unwrap().to_owned(),
+    };
+    let checkpoints = app.store.checkpoints().await.unwrap();
+    let latest = checkpoints.last().unwrap();
+    assert_eq!(latest.signature, published["signature"].as_str().unwrap());
+    latest.verify(std::slice::from_ref(&key)).unwrap();
+    let everything = all_records(&app).await;
+    assert!(!find(&everything, "audit.checkpoint").is_empty());
+    let report = verify(everything, &checkpoints, &[key]);
+    assert!(report.is_intact(), "{:?}", report.problems);
+
+    // Search by actor and action, as an auditor would.
+    let filter = AuditFilter {
+        actor_id: Some(member.id.clone()),
+        action: Some("model.call".to_owned()),
+        ..AuditFilter::default()
+    };
+    // The API call and the workspace's answer.
+    assert_eq!(app.store.search_audit(&filter, 10).await.unwrap().len(), 2);
+    app.shutdown().await;
+}

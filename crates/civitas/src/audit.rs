@@ -1,0 +1,308 @@
+//! `civitas audit`: verify the log (from the database or from an export),
+//! export it, and print inclusion and consistency proofs.
+
+use std::io::{BufRead, BufWriter, Write};
+
+use anyhow::{anyhow, bail, Context, Result};
+use civitas_audit::merkle::{
+    consistency_proof, inclusion_proof, root, verify_consistency, verify_inclusion, Hash,
+};
+use civitas_audit::record::hex_hash::to_hex;
+use civitas_audit::{Action, Checkpoint, PublicKey, Record, Report, Verifier};
+use civitas_config::Config;
+use civitas_store::Store;
+use serde_json::{json, Value};
+
+use crate::cli::AuditCommand;
+
+/// Records read from the database at a time.
+const PAGE: u32 = 10_000;
+
+pub async fn run(config: &Config, command: AuditCommand) -> Result<()> {
+    match command {
+        AuditCommand::Verify {
+            export: Some(path),
+            public_keys,
+            json,
+        } => {
+            let report = verify_export(&path, &public_keys)?;
+            print_report(&report, json)
+        }
+        AuditCommand::Verify {
+            export: None,
+            public_keys,
+            json,
+        } => {
+            let store = crate::commands::open_store(config).await?;
+            let result = verify_database(config, store.as_ref(), &public_keys).await;
+            store.close().await;
+            print_report(&result?, json)
+        }
+        AuditCommand::Export { out } => {
+            let store = crate::commands::open_store(config).await?;
+            let result = export(config, store.as_ref(), &out).await;
+            store.close().await;
+            result
+        }
+        AuditCommand::Prove { seq, size } => {
+            let store = crate::commands::open_store(config).await?;
+            let result = prove(store.as_ref(), seq, size).await;
+            store.close().await;
+            result
+        }
+        AuditCommand::Consistency { from, to } => {
+            let store = crate::commands::open_store(config).await?;
+            let result = consistency(store.as_ref(), from, to).await;
+            store.close().await;
+            result
+        }
+    }
+}
+
+/// The keys to trust: those given, else the installation's.
+fn trusted_keys(config: &Config, given: &[String]) -> Result<Vec<PublicKey>> {
+    if !given.is_empty() {
+        return given.iter().map(|text| parse_public_key(text)).collect();
+    }
+    let auditor = civitas_server::audit::Auditor::load(config).map_err(|error| anyhow!(error))?;
+    Ok(auditor.public_keys())
+}
+
+fn parse_public_key(text: &str) -> Result<PublicKey> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+        .ok_or_else(|| anyhow!("`{text}` is not a base64 Ed25519 public key of 32 bytes"))?;
+    Ok(PublicKey::from_bytes(bytes))
+}
+
+/// Reads every record in order, page by page, handing each to `each`.
+async fn each_record(store: &dyn Store, mut each: impl FnMut(&Record)) -> Result<()> {
+    let mut next = 1;
+    loop {
+        let page = store.audit_records(next, PAGE).await?;
+        let Some(last) = page.last() else { return Ok(()) };
+        next = last.seq + 1;
+        for record in &page {
+            each(record);
+        }
+    }
+}
+
+async fn verify_database(config: &Config, store: &dyn Store, given: &[String]) -> Result<Report> {
+    let keys = trusted_keys(config, given)?;
+    let checkpoints = store.checkpoints().await?;
+    let mut verifier = Verifier::new(&checkpoints, &keys);
+    each_record(store, |record| verifier.push(record)).await?;
+    let report = verifier.finish();
+    let outcome = if report.is_intact() {
+        civitas_audit::Outcome::Success
+    } else {
+        civitas_audit::Outcome::Failure
+    };
+    let mut entry = civitas_server::audit::system_entry(
+        Action::Verification,
+        json!({
+            "records": report.records,
+            "checkpoints": report.checkpoints,
+            "problems": report.problems.len(),
+            "root_hash": to_hex(&report.root_hash),
+        }),
+    );
+    entry.outcome = outcome;
+    store.append_audit(vec![entry]).await?;
+    Ok(report)
+}
+
+fn verify_export(path: &std::path::Path, given: &[String]) -> Result<Report> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let header: Value = serde_json::from_str(
+        &lines
+            .next()
+            .ok_or_else(|| anyhow!("{} is empty", path.display()))??,
+    )?;
+    if header["type"] != "civitas.audit.export" {
+        bail!("{} is not an export of `civitas audit export`", path.display());
+    }
+    let checkpoints: Vec<Checkpoint> = serde_json::from_value(header["checkpoints"].clone())?;
+    let keys = if given.is_empty() {
+        serde_json::from_value(header["public_keys"].clone())?
+    } else {
+        given
+            .iter()
+            .map(|text| parse_public_key(text))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let mut verifier = Verifier::new(&checkpoints, &keys);
+    for (number, line) in lines.enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Record = serde_json::from_str(&line)
+            .with_context(|| format!("line {} of {} is not a record", number + 2, path.display()))?;
+        verifier.push(&record);
+    }
+    Ok(verifier.finish())
+}
+
+fn print_report(report: &Report, json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!(
+            "{} records (last {}), {} checkpoints, tree head {}",
+            report.records,
+            report.last_seq,
+            report.checkpoints,
+            to_hex(&report.root_hash)
+        );
+        for problem in &report.problems {
+            println!("PROBLEM: {problem}");
+        }
+    }
+    if report.is_intact() {
+        if !json {
+            println!("the audit log is intact");
+        }
+        Ok(())
+    } else {
+        bail!("the audit log is not intact: {} problems", report.problems.len())
+    }
+}
+
+async fn export(config: &Config, store: &dyn Store, out: &std::path::Path) -> Result<()> {
+    let keys = trusted_keys(config, &[])?;
+    let checkpoints = store.checkpoints().await?;
+    let file = std::fs::File::create(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let mut writer = BufWriter::new(file);
+    let header = json!({
+        "type": "civitas.audit.export",
+        "version": 1,
+        "exported_at": civitas_store::now(),
+        "public_keys": keys,
+        "checkpoints": checkpoints,
+    });
+    writeln!(writer, "{header}")?;
+    let mut written = 0u64;
+    let mut failure = None;
+    each_record(store, |record| {
+        if failure.is_some() {
+            return;
+        }
+        match serde_json::to_string(record) {
+            Ok(line) => {
+                if let Err(error) = writeln!(writer, "{line}") {
+                    failure = Some(anyhow!(error));
+                }
+                written += 1;
+            }
+            Err(error) => failure = Some(anyhow!(error)),
+        }
+    })
+    .await?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    writer.flush()?;
+    let entry = civitas_server::audit::system_entry(Action::Export, json!({"audit_records": written}));
+    store.append_audit(vec![entry]).await?;
+    println!(
+        "{written} records and {} checkpoints written to {}",
+        checkpoints.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The leaf hashes of records 1 to `size`.
+async fn leaves(store: &dyn Store, size: u64) -> Result<Vec<Hash>> {
+    let mut leaves = Vec::with_capacity(size.min(10_000_000) as usize);
+    let mut broken = None;
+    each_record(store, |record| {
+        if leaves.len() as u64 >= size {
+            return;
+        }
+        if record.seq != leaves.len() as u64 + 1 {
+            broken.get_or_insert(record.seq);
+        }
+        leaves.push(record.leaf_hash());
+    })
+    .await?;
+    if let Some(seq) = broken {
+        bail!("the log has a gap before record {seq}; run `civitas audit verify`");
+    }
+    if (leaves.len() as u64) < size {
+        bail!("the log holds {} records, fewer than {size}", leaves.len());
+    }
+    Ok(leaves)
+}
+
+async fn checkpoint_of(store: &dyn Store, size: Option<u64>) -> Result<(u64, Option<Checkpoint>)> {
+    let checkpoints = store.checkpoints().await?;
+    match size {
+        Some(size) => Ok((
+            size,
+            checkpoints
+                .into_iter()
+                .find(|checkpoint| checkpoint.tree_size == size),
+        )),
+        None => {
+            let latest = checkpoints
+                .into_iter()
+                .last()
+                .ok_or_else(|| anyhow!("no checkpoint yet; give --size"))?;
+            Ok((latest.tree_size, Some(latest)))
+        }
+    }
+}
+
+async fn prove(store: &dyn Store, seq: u64, size: Option<u64>) -> Result<()> {
+    let (size, checkpoint) = checkpoint_of(store, size).await?;
+    if seq == 0 || seq > size {
+        bail!("record {seq} is not among the first {size} records");
+    }
+    let leaves = leaves(store, size).await?;
+    let head = root(&leaves);
+    if let Some(checkpoint) = &checkpoint {
+        if checkpoint.root_hash != head {
+            bail!("the records no longer match the checkpoint at {size}; run `civitas audit verify`");
+        }
+    }
+    let index = (seq - 1) as usize;
+    let proof = inclusion_proof(&leaves, index);
+    verify_inclusion(index as u64, size, &leaves[index], &proof, &head)
+        .map_err(|error| anyhow!("{error}"))?;
+    let answer = json!({
+        "seq": seq,
+        "leaf_index": index,
+        "tree_size": size,
+        "leaf_hash": to_hex(&leaves[index]),
+        "root_hash": to_hex(&head),
+        "proof": proof.iter().map(to_hex).collect::<Vec<_>>(),
+        "checkpoint": checkpoint,
+    });
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+async fn consistency(store: &dyn Store, from: u64, to: u64) -> Result<()> {
+    if from == 0 || from > to {
+        bail!("give two tree sizes with 0 < FROM <= TO");
+    }
+    let leaves = leaves(store, to).await?;
+    let old = root(&leaves[..from as usize]);
+    let new = root(&leaves);
+    let proof = consistency_proof(&leaves, from as usize);
+    verify_consistency(from, to, &old, &new, &proof).map_err(|error| anyhow!("{error}"))?;
+    let answer = json!({
+        "from": {"tree_size": from, "root_hash": to_hex(&old)},
+        "to": {"tree_size": to, "root_hash": to_hex(&new)},
+        "proof": proof.iter().map(to_hex).collect::<Vec<_>>(),
+    });
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
