@@ -8,6 +8,8 @@
 # (what the gateway adds, and memory), in about two minutes.
 # `scripts/bench.sh pages` runs only the workspace's page weight and time
 # to first byte, in headless Chromium (about a minute after the build).
+# `scripts/bench.sh audit` runs only the audit log's append throughput and
+# the verification of a million-record log (about two minutes).
 set -euo pipefail
 PART="${1:-all}"
 cd "$(dirname "$0")/.."
@@ -55,6 +57,12 @@ http {
 CONF
     nginx -c "$DATA/$name.conf"
 }
+
+if [ "$PART" = all ] || [ "$PART" = audit ]; then
+echo "== the audit log on SQLite: appends and the verification of 1,000,000 records"
+"$R/bench-audit" --civitas "$R/civitas" --records 1000000
+if [ "$PART" = audit ]; then exit 0; fi
+fi
 
 if [ "$PART" = all ] || [ "$PART" = pages ]; then
 echo "== the workspace's chat page in headless Chromium: weight and time to first byte"

@@ -68,6 +68,9 @@ fn model_call(record: &RequestRecord) -> Option<civitas_audit::Entry> {
     })
 }
 
+/// Records written together, at most.
+const BATCH: usize = 512;
+
 /// Sends records to the writer task.
 #[derive(Debug, Clone)]
 pub struct RequestRecorder {
@@ -87,25 +90,49 @@ impl RequestRecorder {
     pub fn start(store: Arc<dyn Store>, prices: PriceTable) -> (RequestRecorder, JoinHandle<()>) {
         let (sender, mut receiver) = mpsc::channel::<Pending>(16_384);
         let task = tokio::spawn(async move {
-            while let Some(Pending { mut record, charge }) = receiver.recv().await {
-                record.cost_micros = prices.cost_micros(
-                    record.model.as_deref(),
-                    record.prompt_tokens,
-                    record.completion_tokens,
-                );
-                // A model call's audit record is written with its request
-                // record, in one transaction.
-                let entries = model_call(&record).into_iter().collect();
-                let (stored, left) = civitas_store::with_audit(entries, store.record_request(&record)).await;
+            // Group commit: whatever is waiting (up to a batch) is written
+            // in one transaction, its audit records with it.
+            let mut batch = Vec::with_capacity(BATCH);
+            while receiver.recv_many(&mut batch, BATCH).await > 0 {
+                let mut records = Vec::with_capacity(batch.len());
+                let mut charges = Vec::with_capacity(batch.len());
+                for Pending { mut record, charge } in batch.drain(..) {
+                    record.cost_micros = prices.cost_micros(
+                        record.model.as_deref(),
+                        record.prompt_tokens,
+                        record.completion_tokens,
+                    );
+                    charges.push(charge);
+                    records.push(record);
+                }
+                let entries: Vec<_> = records.iter().filter_map(model_call).collect();
+                let (stored, left) =
+                    civitas_store::with_audit(entries, store.record_requests(&records)).await;
                 if let Err(error) = stored {
-                    tracing::error!(request_id = %record.request_id, %error, "could not store a request record");
-                    if let Err(error) = store.append_audit(left).await {
-                        tracing::error!(request_id = %record.request_id, %error, "could not record a model call in the audit log");
+                    // One bad record must not lose the others: write them
+                    // one by one.
+                    tracing::warn!(records = records.len(), %error, "a batch of request records failed; writing them one by one");
+                    drop(left);
+                    for record in &records {
+                        let entries = model_call(record).into_iter().collect();
+                        let (stored, left) =
+                            civitas_store::with_audit(entries, store.record_request(record)).await;
+                        if let Err(error) = stored {
+                            tracing::error!(request_id = %record.request_id, %error, "could not store a request record");
+                            if let Err(error) = store.append_audit(left).await {
+                                tracing::error!(request_id = %record.request_id, %error, "could not record a model call in the audit log");
+                            }
+                        }
                     }
                 }
-                let tokens = record.prompt_tokens + record.completion_tokens;
-                if let Err(error) = store.charge(&charge, tokens, record.cost_micros, record.at).await {
-                    tracing::error!(request_id = %record.request_id, %error, "could not charge usage to limits");
+                for (record, charge) in records.iter().zip(charges) {
+                    if charge.is_empty() {
+                        continue;
+                    }
+                    let tokens = record.prompt_tokens + record.completion_tokens;
+                    if let Err(error) = store.charge(&charge, tokens, record.cost_micros, record.at).await {
+                        tracing::error!(request_id = %record.request_id, %error, "could not charge usage to limits");
+                    }
                 }
             }
         });

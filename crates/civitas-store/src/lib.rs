@@ -152,7 +152,13 @@ pub trait Store: IdentityStore + WorkspaceStore + AuditStore + Send + Sync + 'st
     /// In order of `seq`.
     async fn list_messages(&self, conversation_id: &str) -> StoreResult<Vec<Message>>;
 
-    async fn record_request(&self, record: &RequestRecord) -> StoreResult<()>;
+    async fn record_request(&self, record: &RequestRecord) -> StoreResult<()> {
+        self.record_requests(std::slice::from_ref(record)).await
+    }
+
+    /// Writes several request records in one transaction (with the audit
+    /// records pending for them): the recorder's group commit.
+    async fn record_requests(&self, records: &[RequestRecord]) -> StoreResult<()>;
 
     /// Newest first.
     async fn list_request_records(&self, limit: u32) -> StoreResult<Vec<RequestRecord>>;

@@ -230,31 +230,33 @@ impl $crate::Store for $store {
             .map_err(sql_unavailable)
     }
 
-    async fn record_request(&self, record: &$crate::RequestRecord) -> $crate::StoreResult<()> {
+    async fn record_requests(&self, records: &[$crate::RequestRecord]) -> $crate::StoreResult<()> {
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
-        sqlx::query(
-            "INSERT INTO request_records (request_id, at, actor, route, model, model_sha256,
-                 prompt_tokens, completion_tokens, latency_ms, status, error_code,
-                 agency_id, key_id, cost_micros)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-        )
-        .bind(&record.request_id)
-        .bind(record.at)
-        .bind(&record.actor)
-        .bind(&record.route)
-        .bind(&record.model)
-        .bind(&record.model_sha256)
-        .bind(record.prompt_tokens)
-        .bind(record.completion_tokens)
-        .bind(record.latency_ms)
-        .bind(record.status)
-        .bind(&record.error_code)
-        .bind(&record.agency_id)
-        .bind(&record.key_id)
-        .bind(record.cost_micros)
-        .execute(&mut *transaction)
-        .await
-        .map_err(sql_unavailable)?;
+        for record in records {
+            sqlx::query(
+                "INSERT INTO request_records (request_id, at, actor, route, model, model_sha256,
+                     prompt_tokens, completion_tokens, latency_ms, status, error_code,
+                     agency_id, key_id, cost_micros)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(&record.request_id)
+            .bind(record.at)
+            .bind(&record.actor)
+            .bind(&record.route)
+            .bind(&record.model)
+            .bind(&record.model_sha256)
+            .bind(record.prompt_tokens)
+            .bind(record.completion_tokens)
+            .bind(record.latency_ms)
+            .bind(record.status)
+            .bind(&record.error_code)
+            .bind(&record.agency_id)
+            .bind(&record.key_id)
+            .bind(record.cost_micros)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        }
         Self::sql_finish(transaction).await?;
         Ok(())
     }
