@@ -298,6 +298,13 @@ test('an admin creates a group, restricts a model, and the member no longer sees
     await page.getByRole('heading', { level: 1, name: link }).waitFor();
     await accessible(page, name);
   }
+  // The audit console (the administrator is a platform administrator).
+  await page.getByRole('link', { name: 'Audit', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();
+  await page.getByLabel('Outcome').selectOption('success');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByRole('cell', { name: 'auth.sign_in', exact: true }).first().waitFor();
+  await accessible(page, 'audit-console');
   noCspViolation(admin.blocked);
   noCspViolation(member.blocked);
   await member.context.close();

@@ -284,6 +284,16 @@ impl Record {
     pub fn leaf_hash(&self) -> Hash {
         leaf_hash(&self.canonical())
     }
+
+    /// What [`Record::hash`] must be, and the leaf hash, from one encoding
+    /// (verification of long logs).
+    pub fn hashes(&self) -> (Hash, Hash) {
+        let encoded = self.canonical();
+        let mut hasher = Sha256::new();
+        hasher.update(self.prev_hash);
+        hasher.update(&encoded);
+        (hasher.finalize().into(), leaf_hash(&encoded))
+    }
 }
 
 /// Hashes as lowercase hex in JSON.

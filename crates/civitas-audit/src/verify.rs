@@ -125,13 +125,14 @@ impl Verifier {
                 expected: self.expected,
             });
         }
-        if record.computed_hash() != record.hash {
+        let (hash, leaf) = record.hashes();
+        if hash != record.hash {
             self.problems.push(Problem::Modified { seq: record.seq });
         }
         if record.prev_hash != self.prev_hash {
             self.problems.push(Problem::BrokenLink { seq: record.seq });
         }
-        self.tree.push(record.leaf_hash());
+        self.tree.push(leaf);
         while self
             .pending
             .last()

@@ -31,6 +31,8 @@ pub const MODEL_MANAGERS: &[Role] = &[AgencyAdmin, ModelManager];
 pub const LIMIT_MANAGERS: &[Role] = &[AgencyAdmin, FinanceManager];
 /// Read limits, budgets and the agency's usage.
 pub const USAGE_READERS: &[Role] = &[AgencyAdmin, FinanceManager, Auditor];
+/// Read the agency's audit log (metadata, never content).
+pub const AUDIT_READERS: &[Role] = &[Auditor];
 /// Create and revoke other people's keys.
 pub const KEY_MANAGERS: &[Role] = &[AgencyAdmin, KeyAdmin];
 /// List the agency's keys (never their secrets).

@@ -380,7 +380,18 @@ pub async fn record_changes(
     let origin = Origin::of(&state, request.headers(), peer, request_id.as_deref());
     let details = json!({ "method": request.method().as_str(), "route": route });
     let target = Some(request.uri().path().to_owned());
-    let change = entry(&principal, &origin, action, target, Outcome::Success, details);
+    let mut change = entry(&principal, &origin, action, target, Outcome::Success, details);
+    // A change to an agency belongs to that agency's log (its auditors see
+    // it), whoever made it.
+    if let Some(acted_on) = request
+        .uri()
+        .path()
+        .strip_prefix("/api/admin/agencies/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty())
+    {
+        change.agency_id = Some(acted_on.to_owned());
+    }
     let (response, mut left) = civitas_store::with_audit(vec![change], next.run(request)).await;
     if !left.is_empty() {
         let status = response.status();

@@ -323,6 +323,8 @@ permissions! {
     ManageKeys => policy::KEY_MANAGERS,
     /// List the agency's keys.
     ReadKeys => policy::KEY_READERS,
+    /// Search and export the agency's audit records.
+    ReadAudit => policy::AUDIT_READERS,
 }
 
 /// The caller may act on the agency named by the `{agency_id}` path

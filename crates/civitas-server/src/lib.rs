@@ -163,6 +163,9 @@ fn routes_and_document() -> (
         .routes(routes!(routes::admin::revoke_key))
         .routes(routes!(routes::admin::agency_usage))
         .routes(routes!(routes::admin::create_scim_token))
+        .routes(routes!(routes::audit::search))
+        .routes(routes!(routes::audit::export))
+        .routes(routes!(routes::audit::status))
         .routes(routes!(routes::scim::list_users, routes::scim::create_user))
         .routes(routes!(
             routes::scim::get_user,
@@ -333,6 +336,31 @@ impl Application {
             started_at: Instant::now(),
             started_unix: chrono::Utc::now().timestamp(),
         };
+        // The configuration this server starts with, without secrets
+        // (their locations at most).
+        let config = &state.config;
+        let started = audit::system_entry(
+            civitas_audit::Action::ConfigurationAtStart,
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "listen": config.server.listen,
+                "database": state.store.backend(),
+                "chat_model": state.chat.as_ref().map(|engine| engine.info().name.clone()),
+                "chat_weights_sha256": state.chat.as_ref().map(|engine| engine.info().weights_sha256.clone()),
+                "providers": config.providers.iter().map(|provider| &provider.name).collect::<Vec<_>>(),
+                "sso": config.oidc.iter().map(|provider| &provider.name).collect::<Vec<_>>(),
+                "classifications": config.classifications.iter().map(|level| &level.id).collect::<Vec<_>>(),
+                "temporary_chat": config.workspace.temporary_chat,
+                "audit_key_id": state.auditor.key.key_id(),
+                "checkpoint_every_records": config.audit.checkpoint_every_records,
+                "checkpoint_every_seconds": config.audit.checkpoint_every_seconds,
+            }),
+        );
+        state
+            .store
+            .append_audit(vec![started])
+            .await
+            .map_err(|error| ServerError::Audit(format!("cannot write the audit log: {error}")))?;
         audit::start_checkpoints(state.clone());
         Ok(Application {
             listener,

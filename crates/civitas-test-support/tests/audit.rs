@@ -228,3 +228,214 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
     assert_eq!(app.store.search_audit(&filter, 10).await.unwrap().len(), 2);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn auditors_search_page_and_export_their_agency_only() {
+    let Some(app) = spawn_app_with(AppOptions {
+        local_model: false,
+        ..options()
+    })
+    .await
+    else {
+        return;
+    };
+    let agency = app.new_agency("inspected").await;
+    let other = app.new_agency("elsewhere").await;
+    let auditor = app
+        .new_person(
+            &agency,
+            "auditor@inspected.example.gov",
+            &["auditor"],
+            &[],
+            Some(PASSWORD),
+        )
+        .await;
+    let member = app
+        .new_person(
+            &agency,
+            "clerk@inspected.example.gov",
+            &["member"],
+            &[],
+            Some(PASSWORD),
+        )
+        .await;
+    let outsider = app
+        .new_person(
+            &other,
+            "auditor@elsewhere.example.gov",
+            &["auditor"],
+            &[],
+            Some(PASSWORD),
+        )
+        .await;
+    for _ in 0..3 {
+        let refused = app
+            .client
+            .post(app.url("/auth/login"))
+            .json(&json!({ "email": "clerk@inspected.example.gov", "password": "wrong password again" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), 401);
+    }
+    // Records made in the agency by an administrator's changes and by the
+    // member reaching elsewhere.
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/api/admin/agencies/{other}/groups"),
+            &member.key,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+    let base = format!("/api/admin/agencies/{agency}/audit");
+    let search = |query: &str| {
+        let path = format!("{base}/records?{query}");
+        let (app, key) = (&app, auditor.key.clone());
+        async move { app.call(Method::GET, &path, &key, None).await }
+    };
+    let page: Value = search("action=policy.denied").await.json().await.unwrap();
+    let denied = page["data"].as_array().unwrap();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["actor_id"], member.id.as_str());
+    assert_eq!(denied[0]["outcome"], "denied");
+    assert_eq!(denied[0]["hash"].as_str().unwrap().len(), 64);
+
+    // Pages go back in time.
+    let first: Value = search("limit=2").await.json().await.unwrap();
+    let next = first["next_before_seq"].as_u64().unwrap();
+    let second: Value = search(&format!("limit=2&before_seq={next}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(second["data"][0]["seq"].as_u64().unwrap() < next);
+    let bad = search("outcome=maybe").await;
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert_eq!(body["error"]["param"], "outcome");
+    assert_eq!(search("action=nope").await.status(), 400);
+    assert_eq!(search("limit=0").await.status(), 400);
+
+    // Only auditors of this agency.
+    assert_eq!(
+        app.call(Method::GET, &format!("{base}/records"), &member.key, None)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.call(Method::GET, &format!("{base}/records"), &outsider.key, None)
+            .await
+            .status(),
+        404
+    );
+    let theirs: Value = app
+        .call(
+            Method::GET,
+            &format!("/api/admin/agencies/{other}/audit/records"),
+            &outsider.key,
+            None,
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(theirs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|record| record["agency_id"] == other.as_str()));
+
+    // Exports, themselves recorded.
+    let jsonl = app
+        .call(
+            Method::GET,
+            &format!("{base}/export?format=jsonl"),
+            &auditor.key,
+            None,
+        )
+        .await;
+    assert_eq!(jsonl.status(), 200);
+    assert!(jsonl.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .starts_with("attachment"));
+    let text = jsonl.text().await.unwrap();
+    let records: Vec<Record> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(!records.is_empty());
+    assert!(records.iter().all(|record| record.computed_hash() == record.hash));
+    let ocsf = app
+        .call(
+            Method::GET,
+            &format!("{base}/export?format=ocsf&action=auth.sign_in_failed"),
+            &auditor.key,
+            None,
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<Value> = ocsf
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert!(events
+        .iter()
+        .all(|event| event["class_uid"] == 3002 && event["status_id"] == 2));
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("{base}/export?format=csv"),
+            &auditor.key,
+            None
+        )
+        .await
+        .status(),
+        400
+    );
+    let exports: Value = search("action=data.export").await.json().await.unwrap();
+    assert!(exports["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|record| record["target"] == format!("audit:{agency}")
+            && record["actor_id"] == auditor.id.as_str()));
+
+    let status: Value = app
+        .call(Method::GET, &format!("{base}/status"), &auditor.key, None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(status["records"].as_u64().unwrap() > 5);
+
+    // The console page.
+    let session = sign_in(&app, "auditor@inspected.example.gov", PASSWORD).await;
+    let page = session.get(&app, "/audit?outcome=denied").await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("policy.denied") && html.contains(&member.id),
+        "{html}"
+    );
+    assert!(html.contains("href=\"/audit\""), "auditors see the link");
+    let bad_date = session.get(&app, "/audit?since=yesterday").await;
+    assert_eq!(bad_date.status(), 422);
+    let clerk = sign_in(&app, "clerk@inspected.example.gov", PASSWORD).await;
+    assert_eq!(clerk.get(&app, "/audit").await.status(), 403);
+    assert!(!clerk
+        .get(&app, "/")
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("href=\"/audit\""));
+    app.shutdown().await;
+}

@@ -224,6 +224,27 @@ fn table() -> Vec<Row> {
             none,
         ),
         row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/audit/records",
+            Agency(policy::AUDIT_READERS),
+            &[200],
+            none,
+        ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/audit/export",
+            Agency(policy::AUDIT_READERS),
+            &[200],
+            none,
+        ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/audit/status",
+            Agency(policy::AUDIT_READERS),
+            &[200],
+            none,
+        ),
+        row(
             Method::POST,
             "/api/admin/agencies/{agency_id}/scim-token",
             Agency(policy::PEOPLE_MANAGERS),

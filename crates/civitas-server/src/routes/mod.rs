@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub mod admin;
+pub mod audit;
 pub mod chat;
 pub mod conversations;
 pub mod embeddings;

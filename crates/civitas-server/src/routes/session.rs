@@ -191,11 +191,16 @@ pub async fn password_sign_in(
     let email = provision::normalize_email(&body.email).unwrap_or_default();
     let attempt = check_sign_in(state, headers, origin, &email, body).await;
     if let Err(error) = &attempt {
+        // The agency of the account tried, when there is one.
+        let agency_id = match state.store.get_person_by_email(&email).await {
+            Ok(Some(person)) => Some(person.agency_id),
+            _ => None,
+        };
         let refusal = Entry {
             at: civitas_store::now(),
             actor_kind: civitas_audit::ActorKind::Person,
             actor_id: format!("email:{email}"),
-            agency_id: None,
+            agency_id,
             action: Action::SignInFailed,
             target: None,
             outcome: civitas_audit::Outcome::Failure,

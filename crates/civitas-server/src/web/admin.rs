@@ -147,7 +147,7 @@ async fn admin_person(
 }
 
 /// The page for a refusal: 404 for an agency out of reach, else 403.
-fn refused(state: &AppState, t: Texts, principal: &Principal, error: &ApiError) -> Response {
+pub fn refused(state: &AppState, t: Texts, principal: &Principal, error: &ApiError) -> Response {
     let (status, heading, text) = if error.code == ErrorCode::NotFound {
         (
             StatusCode::NOT_FOUND,

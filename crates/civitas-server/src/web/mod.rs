@@ -9,6 +9,7 @@
 //! a session.
 
 mod admin;
+mod audit;
 mod chat;
 mod export;
 pub mod i18n;
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/temporary/render", post(chat::render_markdown))
         .route("/rules", get(rules::show).post(rules::accept))
         .route("/pending", get(rules::pending))
+        .route("/audit", get(audit::console))
         .route("/admin", get(admin::index))
         .route("/admin/agencies/{agency_id}", get(admin::overview))
         .route(
@@ -280,6 +282,8 @@ pub struct Shell {
     pub person: String,
     /// Show the administration link.
     pub admin: bool,
+    /// Show the audit console's link.
+    pub auditor: bool,
     /// Which navigation entry is the current page.
     pub current: &'static str,
 }
@@ -294,6 +298,7 @@ impl Shell {
             signed_in: false,
             person: String::new(),
             admin: false,
+            auditor: false,
             current: "",
         }
     }
@@ -313,6 +318,8 @@ impl Shell {
             signed_in: true,
             person: principal.person.display_name.clone(),
             admin: principal.holds_anywhere(civitas_identity::policy::AGENCY_READERS)
+                || principal.is_platform_admin(),
+            auditor: principal.holds_anywhere(civitas_identity::policy::AUDIT_READERS)
                 || principal.is_platform_admin(),
             current,
         }
