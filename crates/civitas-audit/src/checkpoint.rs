@@ -59,6 +59,12 @@ impl AuditKey {
     pub fn key_id(&self) -> String {
         self.public().key_id
     }
+
+    /// An Ed25519 signature of `message`, base64 (signed documents such as
+    /// an answer's provenance dossier).
+    pub fn sign_bytes(&self, message: &[u8]) -> String {
+        BASE64.encode(self.signing.sign(message).to_bytes())
+    }
 }
 
 /// A verifying key with its id (the first 8 bytes of the SHA-256 of the
@@ -77,6 +83,20 @@ impl PublicKey {
             key_id: digest[..8].iter().map(|byte| format!("{byte:02x}")).collect(),
             public_key: BASE64.encode(bytes),
         }
+    }
+
+    /// Whether `signature` (base64) is this key's signature of `message`.
+    pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
+        let Some(key) = self.verifying() else { return false };
+        let Some(bytes) = BASE64
+            .decode(signature)
+            .ok()
+            .and_then(|bytes| <[u8; 64]>::try_from(bytes).ok())
+        else {
+            return false;
+        };
+        key.verify(message, &ed25519_dalek::Signature::from_bytes(&bytes))
+            .is_ok()
     }
 
     fn verifying(&self) -> Option<ed25519_dalek::VerifyingKey> {

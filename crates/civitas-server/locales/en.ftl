@@ -296,3 +296,6 @@ audit-when = When
 audit-target = Target
 audit-source = Source address
 audit-older = Older records
+weights = Weights (SHA-256)
+request-id = Request
+provenance-link = How this answer was made (signed JSON)

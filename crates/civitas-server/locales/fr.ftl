@@ -296,3 +296,6 @@ audit-when = Quand
 audit-target = Cible
 audit-source = Adresse d’origine
 audit-older = Entrées plus anciennes
+weights = Poids (SHA-256)
+request-id = Requête
+provenance-link = Comment cette réponse a été produite (JSON signé)

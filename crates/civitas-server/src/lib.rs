@@ -183,6 +183,7 @@ fn routes_and_document() -> (
         .routes(routes!(routes::scim::service_provider_config))
         .routes(routes!(routes::conversations::list))
         .routes(routes!(routes::conversations::messages))
+        .routes(routes!(routes::conversations::provenance))
         .routes(routes!(routes::health::metrics))
         .split_for_parts();
     let (public, public_doc) = OpenApiRouter::<AppState>::new()

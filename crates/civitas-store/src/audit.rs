@@ -56,6 +56,7 @@ pub struct AuditFilter {
     /// Only records with a sequence number below this (pages go back in
     /// time).
     pub before_seq: Option<u64>,
+    pub request_id: Option<String>,
 }
 
 #[async_trait]

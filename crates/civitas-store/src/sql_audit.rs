@@ -184,6 +184,9 @@ impl $crate::AuditStore for $store {
         if filter.before_seq.is_some() {
             conditions.push(format!("seq < {}", next()));
         }
+        if filter.request_id.is_some() {
+            conditions.push(format!("request_id = {}", next()));
+        }
         let limit_param = next();
         let clause = if conditions.is_empty() {
             String::new()
@@ -208,6 +211,9 @@ impl $crate::AuditStore for $store {
         }
         if let Some(before) = filter.before_seq {
             query = query.bind(i64::try_from(before).unwrap_or(i64::MAX));
+        }
+        if let Some(request_id) = &filter.request_id {
+            query = query.bind(request_id.clone());
         }
         let rows = query
             .bind(i64::from(limit))

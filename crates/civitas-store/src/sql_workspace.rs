@@ -131,6 +131,20 @@ impl $crate::WorkspaceStore for $store {
         Ok(stored)
     }
 
+    async fn get_message(&self, message_id: &str) -> $crate::StoreResult<Option<$crate::Message>> {
+        let row = sqlx::query(
+            "SELECT id, conversation_id, seq, role, content, metadata, created_at FROM messages WHERE id = $1",
+        )
+        .bind(message_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(sql_unavailable)?;
+        row.as_ref()
+            .map(sql_message_from_row)
+            .transpose()
+            .map_err(sql_unavailable)
+    }
+
     async fn put_feedback(&self, feedback: &$crate::Feedback) -> $crate::StoreResult<()> {
         if let Some(comment) = &feedback.comment {
             $crate::check_text("comment", comment)?;

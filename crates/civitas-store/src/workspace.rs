@@ -86,6 +86,9 @@ pub trait WorkspaceStore {
         messages: Vec<NewMessage>,
     ) -> StoreResult<Vec<Message>>;
 
+    /// One message by its id.
+    async fn get_message(&self, message_id: &str) -> StoreResult<Option<Message>>;
+
     async fn put_feedback(&self, feedback: &Feedback) -> StoreResult<()>;
 
     /// `person_id`'s feedback on the messages of one conversation.

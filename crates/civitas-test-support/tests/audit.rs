@@ -218,6 +218,73 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
     let report = verify(everything, &checkpoints, &[key]);
     assert!(report.is_intact(), "{:?}", report.problems);
 
+    // The answer's provenance points at its audit record, and signs.
+    let messages = app.store.list_messages(&conversation).await.unwrap();
+    let answer = messages
+        .iter()
+        .rev()
+        .find(|message| message.role == "assistant")
+        .unwrap();
+    let provenance: Value = session
+        .get(&app, &format!("/v1/messages/{}/provenance", answer.id))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(provenance["model"], app.model.as_str());
+    assert_eq!(provenance["provider"], "civitas");
+    assert_eq!(provenance["weights_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(provenance["classification"], "unclassified");
+    let model_calls = app
+        .store
+        .search_audit(
+            &AuditFilter {
+                request_id: provenance["request_id"].as_str().map(str::to_owned),
+                ..AuditFilter::default()
+            },
+            5,
+        )
+        .await
+        .unwrap();
+    assert_eq!(provenance["audit"]["seq"], model_calls[0].seq);
+    let dossier: Value = session
+        .get(
+            &app,
+            &format!("/v1/messages/{}/provenance?format=dossier", answer.id),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let signer = civitas_audit::PublicKey {
+        key_id: dossier["signature"]["key_id"].as_str().unwrap().to_owned(),
+        public_key: dossier["signature"]["public_key"].as_str().unwrap().to_owned(),
+    };
+    let signed = civitas_audit::record::canonical_json(&dossier["document"]);
+    assert!(signer.verifies(signed.as_bytes(), dossier["signature"]["value"].as_str().unwrap()));
+    let mut altered = dossier["document"].clone();
+    altered["provenance"]["model"] = json!("another-model");
+    let altered = civitas_audit::record::canonical_json(&altered);
+    assert!(!signer.verifies(
+        altered.as_bytes(),
+        dossier["signature"]["value"].as_str().unwrap()
+    ));
+    // Someone else's answer answers as missing.
+    let stranger = app
+        .new_person(&agency, "other@audited.example.gov", &["member"], &[], None)
+        .await;
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/v1/messages/{}/provenance", answer.id),
+            &stranger.key,
+            None
+        )
+        .await
+        .status(),
+        404
+    );
+
     // Search by actor and action, as an auditor would.
     let filter = AuditFilter {
         actor_id: Some(member.id.clone()),

@@ -90,6 +90,7 @@ fn table() -> Vec<Row> {
             &[200],
             none,
         ),
+        row(Method::GET, "/v1/messages/{id}/provenance", Anyone, &[404], none),
         row(Method::GET, "/v1/me", Anyone, &[200], none),
         row(Method::GET, "/v1/usage", Anyone, &[200], none),
         row(Method::GET, "/metrics", Platform, &[200], none),

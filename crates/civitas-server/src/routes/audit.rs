@@ -119,6 +119,7 @@ fn filter(agency_id: &str, query: &AuditQuery) -> Result<AuditFilter, ApiError> 
         action: query.action.clone(),
         outcome: query.outcome.clone(),
         before_seq: query.before_seq,
+        request_id: None,
     })
 }
 

@@ -6,6 +6,7 @@ use axum::{Extension, Json};
 use civitas_store::{Conversation, Message};
 use civitas_types::ErrorCode;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::middleware::Caller;
@@ -83,4 +84,154 @@ pub async fn messages(
     }
     let data = state.store.list_messages(&id).await.map_err(ApiError::storage)?;
     Ok(Json(ListResponse { object: "list", data }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProvenanceQuery {
+    /// `dossier`: the provenance signed with the installation's audit key,
+    /// to attach to an administrative decision.
+    pub format: Option<String>,
+}
+
+/// How an answer was made.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Provenance {
+    pub object: String,
+    pub message_id: String,
+    pub conversation_id: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// The conversation's classification level.
+    pub classification: String,
+    pub model: Option<String>,
+    /// `civitas` (the embedded model) or the remote provider's name.
+    pub provider: Option<String>,
+    pub weights_sha256: Option<String>,
+    /// The chat template used: the one in the model file.
+    pub chat_template: String,
+    /// No system prompt is added by Civitas yet.
+    pub system_prompt_version: Option<String>,
+    /// How the answer ended, tokens and times.
+    #[schema(value_type = Object)]
+    pub generation: Value,
+    pub request_id: Option<String>,
+    /// Passages the answer was grounded on (none before knowledge bases).
+    pub sources: Vec<Value>,
+    /// Data-protection decisions and redactions (none before the policy engine).
+    #[schema(value_type = Object)]
+    pub data_protection: Value,
+    /// The audit record of the model call: sequence number and hash.
+    #[schema(value_type = Object)]
+    pub audit: Value,
+}
+
+#[utoipa::path(get, path = "/v1/messages/{id}/provenance", operation_id = "getMessageProvenance", tag = "conversations",
+    summary = "How an answer was made: model, weights, tokens, times, its audit record; `format=dossier` signs it",
+    params(("id" = String, Path, description = "Message id"), ProvenanceQuery),
+    responses((status = 200, body = Provenance), (status = 400, body = civitas_types::ErrorBody), (status = 404, body = civitas_types::ErrorBody), (status = 401, description = "Missing or invalid API key", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn provenance(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<ProvenanceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no answer `{id}`"));
+    let message = state
+        .store
+        .get_message(&id)
+        .await
+        .map_err(ApiError::storage)?
+        .filter(|message| message.role == "assistant")
+        .ok_or_else(not_found)?;
+    let conversation = state
+        .store
+        .get_conversation(&message.conversation_id)
+        .await
+        .map_err(ApiError::storage)?
+        .filter(|conversation| conversation.owner == caller.actor)
+        .ok_or_else(not_found)?;
+    let metadata: Value = message
+        .metadata
+        .as_deref()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null);
+    let generation = metadata["generation"].clone();
+    let model = generation["model"].as_str().map(str::to_owned);
+    let local = state
+        .chat
+        .as_ref()
+        .is_some_and(|engine| Some(engine.info().name.as_str()) == model.as_deref());
+    let provider = if local {
+        Some("civitas".to_owned())
+    } else {
+        model.as_ref().and_then(|model| {
+            state
+                .providers
+                .iter()
+                .find(|provider| provider.serves(model))
+                .map(|provider| provider.name.clone())
+        })
+    };
+    let request_id = generation["request_id"].as_str().map(str::to_owned);
+    let audit = match &request_id {
+        Some(request_id) => state
+            .store
+            .search_audit(
+                &civitas_store::AuditFilter {
+                    request_id: Some(request_id.clone()),
+                    action: Some(civitas_audit::Action::ModelCall.as_str().to_owned()),
+                    ..civitas_store::AuditFilter::default()
+                },
+                1,
+            )
+            .await
+            .map_err(ApiError::storage)?
+            .into_iter()
+            .next()
+            .map(|record| {
+                json!({ "seq": record.seq, "hash": civitas_audit::record::hex_hash::to_hex(&record.hash) })
+            })
+            .unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    let provenance = Provenance {
+        object: "message.provenance".to_owned(),
+        message_id: message.id,
+        conversation_id: conversation.id,
+        created_at: message.created_at,
+        classification: conversation.classification,
+        weights_sha256: generation["weights_sha256"].as_str().map(str::to_owned),
+        model,
+        provider,
+        chat_template: "the model file's own (tokenizer.chat_template)".to_owned(),
+        system_prompt_version: None,
+        request_id,
+        generation,
+        sources: Vec::new(),
+        data_protection: Value::Null,
+        audit,
+    };
+    let document = serde_json::to_value(&provenance).map_err(|_| ApiError::internal())?;
+    match query.format.as_deref() {
+        None => Ok(Json(document)),
+        Some("dossier") => {
+            let signed_at = civitas_store::now();
+            let body = json!({ "provenance": document, "signed_at": signed_at });
+            let canonical = civitas_audit::record::canonical_json(&body);
+            let key = &state.auditor.key;
+            Ok(Json(json!({
+                "object": "provenance.dossier",
+                "document": body,
+                "signature": {
+                    "algorithm": "Ed25519",
+                    "over": "the document as JSON with keys sorted and no spaces",
+                    "key_id": key.key_id(),
+                    "public_key": key.public().public_key,
+                    "value": key.sign_bytes(canonical.as_bytes()),
+                },
+            })))
+        }
+        Some(_) => Err(ApiError::invalid("format", "use `dossier` or leave it out")),
+    }
 }

@@ -142,6 +142,7 @@ pub async fn console(
         action: action.clone(),
         outcome: outcome.clone(),
         before_seq: query.before,
+        request_id: None,
     };
     let records = match state.store.search_audit(&filter, PAGE).await {
         Ok(records) => records,

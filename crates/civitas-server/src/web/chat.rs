@@ -58,6 +58,9 @@ pub struct Figures {
     pub completion_tokens: String,
     pub latency: String,
     pub first_token: Option<String>,
+    /// The start of the weights' SHA-256.
+    pub weights: Option<String>,
+    pub request_id: Option<String>,
 }
 
 pub struct MessageView {
@@ -229,6 +232,10 @@ fn figures(t: Texts, metadata: Option<&str>) -> (Option<Figures>, bool) {
             completion_tokens: count("completion_tokens"),
             latency: seconds("latency_ms").unwrap_or_default(),
             first_token: seconds("first_token_ms"),
+            weights: generation["weights_sha256"]
+                .as_str()
+                .map(|sha| sha.chars().take(16).collect()),
+            request_id: generation["request_id"].as_str().map(str::to_owned),
         }),
         stopped,
     )
