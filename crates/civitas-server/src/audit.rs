@@ -187,8 +187,8 @@ pub async fn audited<T, E>(
 }
 
 /// Appends records of something that changed nothing in the database (a
-/// refusal, a read, an export). When `required`, a failure to write them
-/// is an error the caller must not ignore.
+/// refusal, a read, an export). A failure to write them is an error: the
+/// caller does not go on (no export leaves unrecorded).
 pub async fn record(store: &dyn Store, entries: Vec<Entry>) -> Result<(), ApiError> {
     store.append_audit(entries).await.map(|_| ()).map_err(|error| {
         tracing::error!(%error, "could not write audit records");
