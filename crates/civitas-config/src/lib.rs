@@ -28,6 +28,7 @@ pub struct Config {
     pub logging: LoggingConfig,
     pub workspace: WorkspaceConfig,
     pub audit: AuditConfig,
+    pub energy: EnergyConfig,
     /// Classification levels, lowest first: the banner of every page and
     /// the level of each conversation.
     pub classifications: Vec<ClassificationLevel>,
@@ -140,6 +141,7 @@ impl Default for Config {
             logging: LoggingConfig::default(),
             workspace: WorkspaceConfig::default(),
             audit: AuditConfig::default(),
+            energy: EnergyConfig::default(),
             classifications: default_classifications(),
             providers: Vec::new(),
             prices: Vec::new(),
@@ -168,6 +170,31 @@ impl Default for AuditConfig {
             signing_key: String::new(),
             checkpoint_every_records: 1000,
             checkpoint_every_seconds: 300,
+        }
+    }
+}
+
+/// `[energy]`: how usage is turned into an energy and emissions estimate
+/// (see BENCHMARKS.md and the README for the method).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnergyConfig {
+    /// Watt-hours per thousand generated tokens per billion parameters of
+    /// the model (a prompt token counts a third of a generated one).
+    pub wh_per_thousand_tokens_per_billion_parameters: f64,
+    /// Carbon intensity of the electricity, grams of CO2 equivalent per kWh.
+    pub grid_gco2e_per_kwh: f64,
+    /// Sizes (billions of parameters) of models the catalogue does not
+    /// know, such as those of remote providers.
+    pub model_parameters: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for EnergyConfig {
+    fn default() -> Self {
+        EnergyConfig {
+            wh_per_thousand_tokens_per_billion_parameters: 0.5,
+            grid_gco2e_per_kwh: 56.0,
+            model_parameters: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -690,6 +717,27 @@ impl Config {
         if !self.audit.signing_key.is_empty() {
             SecretLocation::parse(&self.audit.signing_key)
                 .map_err(|message| invalid("audit.signing_key", message))?;
+        }
+        let sane = |value: f64, max: f64| value.is_finite() && (0.0..=max).contains(&value);
+        if !sane(self.energy.wh_per_thousand_tokens_per_billion_parameters, 1000.0) {
+            return Err(invalid(
+                "energy.wh_per_thousand_tokens_per_billion_parameters",
+                "must be between 0 and 1000",
+            ));
+        }
+        if !sane(self.energy.grid_gco2e_per_kwh, 5000.0) {
+            return Err(invalid("energy.grid_gco2e_per_kwh", "must be between 0 and 5000"));
+        }
+        if self
+            .energy
+            .model_parameters
+            .values()
+            .any(|size| !sane(*size, 100_000.0))
+        {
+            return Err(invalid(
+                "energy.model_parameters",
+                "sizes are billions of parameters, between 0 and 100000",
+            ));
         }
         if self.audit.checkpoint_every_records == 0 {
             return Err(invalid("audit.checkpoint_every_records", "must be at least 1"));

@@ -30,6 +30,9 @@ pub struct CatalogueEntry {
     pub description: String,
     pub licence: String,
     pub context_length: u32,
+    /// Size in billions of parameters (for energy estimates).
+    #[serde(default)]
+    pub parameters_billions: f64,
     pub recommended_threads: u32,
     /// `gguf:KEY` (template in the GGUF metadata) or `none`.
     pub chat_template: String,

@@ -44,6 +44,7 @@ fn entry(name: &str, prefix: &str, sha: String) -> CatalogueEntry {
         description: "test".to_owned(),
         licence: "Apache-2.0".to_owned(),
         context_length: 512,
+        parameters_billions: 0.0,
         recommended_threads: 1,
         chat_template: "none".to_owned(),
         files: vec![CatalogueFile {

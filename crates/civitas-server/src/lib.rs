@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod energy;
 pub mod error;
 pub mod extract;
 pub mod generations;
@@ -318,6 +319,7 @@ impl Application {
             .collect::<Result<Vec<_>, _>>()
             .map_err(ServerError::Sso)?;
         let auditor = audit::Auditor::load(&config).map_err(ServerError::Audit)?;
+        let config_for_energy = config.clone();
         let prices = limits::PriceTable::new(&config.prices);
         let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store), prices);
         let state = AppState {
@@ -332,6 +334,7 @@ impl Application {
             identity_cache: Arc::default(),
             generations: Arc::default(),
             auditor: Arc::new(auditor),
+            energy: Arc::new(energy::EnergyModel::new(&config_for_energy)),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),
@@ -463,6 +466,7 @@ mod tests {
             auditor: Arc::new(audit::Auditor {
                 key: civitas_audit::AuditKey::generate(),
             }),
+            energy: Arc::default(),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),

@@ -28,6 +28,8 @@ pub struct AppState {
     /// Grants and limits per person, valid while the identity version holds.
     pub identity_cache: Arc<crate::identity_cache::IdentityCache>,
     pub recorder: RequestRecorder,
+    /// Energy and emissions estimates of model use.
+    pub energy: Arc<crate::energy::EnergyModel>,
     /// The audit log's signing key.
     pub auditor: Arc<crate::audit::Auditor>,
     /// Answers being written into workspace conversations.

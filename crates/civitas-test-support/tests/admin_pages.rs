@@ -477,6 +477,32 @@ async fn the_usage_dashboard_draws_and_tabulates_what_was_used() {
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert!(html.contains(&format!("data-label=\"Day (UTC)\">{today}</th>")));
     assert_eq!(html.matches("data-label=\"Day (UTC)\">").count(), 7);
+    // Energy and emissions are estimated, per model and per day.
+    assert!(
+        html.contains("Energy (estimate)") && html.contains(" Wh</td>"),
+        "{html}"
+    );
+    let csv = admin
+        .get(&app, &format!("/admin/agencies/{}/usage.csv?days=7", agency.id))
+        .await;
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    let csv = csv.text().await.unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("day,model,requests,prompt_tokens,completion_tokens,cost,energy_wh,emissions_gco2e")
+    );
+    let line: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(line[0], today);
+    assert_eq!(line[1], format!("\"{}\"", app.model));
+    let energy: f64 = line[6].parse().unwrap();
+    assert!(
+        energy > 0.0,
+        "the tiny model's size is in the catalogue: {energy}"
+    );
     app.shutdown().await;
 }
 

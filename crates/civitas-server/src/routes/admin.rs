@@ -705,7 +705,13 @@ pub async fn agency_usage(
         )
         .await
         .map_err(ApiError::storage)?;
-    Ok(Json(usage_answer("agency", &access.agency.id, since, data)))
+    Ok(Json(usage_answer(
+        &state.energy,
+        "agency",
+        &access.agency.id,
+        since,
+        data,
+    )))
 }
 
 #[utoipa::path(post, path = "/api/admin/agencies/{agency_id}/scim-token", operation_id = "createScimToken", tag = "admin",

@@ -174,6 +174,24 @@ pub struct UsageTotal {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub cost_micros: i64,
+    /// Estimated energy, watt-hours (method in the README).
+    pub energy_wh: f64,
+    /// Estimated emissions, grams of CO2 equivalent.
+    pub emissions_gco2e: f64,
+}
+
+/// Usage of one model, with its energy estimate.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageLine {
+    pub model: String,
+    pub requests: i64,
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    pub cost_micros: i64,
+    pub energy_wh: f64,
+    pub emissions_gco2e: f64,
+    /// False when the model's size is unknown (its energy counts as 0).
+    pub energy_estimated: bool,
 }
 
 /// `GET /v1/usage`.
@@ -184,7 +202,7 @@ pub struct Usage {
     pub owner_type: String,
     pub owner_id: String,
     pub since: DateTime<Utc>,
-    pub data: Vec<UsageRow>,
+    pub data: Vec<UsageLine>,
     pub total: UsageTotal,
 }
 
@@ -206,13 +224,33 @@ pub fn parse_since(since: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// Sums rows into a [`Usage`] answer.
-pub fn usage_answer(owner_type: &str, owner_id: &str, since: DateTime<Utc>, data: Vec<UsageRow>) -> Usage {
+pub fn usage_answer(
+    energy: &crate::energy::EnergyModel,
+    owner_type: &str,
+    owner_id: &str,
+    since: DateTime<Utc>,
+    rows: Vec<UsageRow>,
+) -> Usage {
     let mut total = UsageTotal::default();
-    for row in &data {
+    let mut data = Vec::with_capacity(rows.len());
+    for row in rows {
+        let estimate = energy.estimate(&row.model, row.prompt_tokens, row.completion_tokens);
         total.requests += row.requests;
         total.prompt_tokens += row.prompt_tokens;
         total.completion_tokens += row.completion_tokens;
         total.cost_micros += row.cost_micros;
+        total.energy_wh += estimate.watt_hours;
+        total.emissions_gco2e += estimate.grams_co2e;
+        data.push(UsageLine {
+            energy_estimated: energy.knows(&row.model),
+            model: row.model,
+            requests: row.requests,
+            prompt_tokens: row.prompt_tokens,
+            completion_tokens: row.completion_tokens,
+            cost_micros: row.cost_micros,
+            energy_wh: estimate.watt_hours,
+            emissions_gco2e: estimate.grams_co2e,
+        });
     }
     Usage {
         object: "usage".to_owned(),
@@ -260,5 +298,11 @@ pub async fn usage(
         .usage_summary(&owner, since)
         .await
         .map_err(ApiError::storage)?;
-    Ok(Json(usage_answer(owner_type, &owner_id, since, data)))
+    Ok(Json(usage_answer(
+        &state.energy,
+        owner_type,
+        &owner_id,
+        since,
+        data,
+    )))
 }

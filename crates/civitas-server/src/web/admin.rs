@@ -1518,6 +1518,9 @@ pub struct UsageDay {
     pub tokens_in: String,
     pub tokens_out: String,
     pub cost: String,
+    /// Estimated energy and emissions.
+    pub energy: String,
+    pub emissions: String,
 }
 
 #[derive(Template)]
@@ -1566,13 +1569,33 @@ pub async fn usage(
         }
     };
     let cost = |micros: i64| t.decimal(micros as f64 / 1_000_000.0, 2);
-    let figures = |requests: i64, prompt: i64, completion: i64, micros: i64, day: String| UsageDay {
-        day,
-        requests: t.number(requests),
-        tokens_in: t.number(prompt),
-        tokens_out: t.number(completion),
-        cost: cost(micros),
-    };
+    let figures =
+        |requests: i64, prompt: i64, completion: i64, micros: i64, day: String, energy: (f64, f64)| {
+            UsageDay {
+                day,
+                requests: t.number(requests),
+                tokens_in: t.number(prompt),
+                tokens_out: t.number(completion),
+                cost: cost(micros),
+                energy: t.with("usage-wh", &[("value", &t.decimal(energy.0, 2))]),
+                emissions: t.with("usage-gco2e", &[("value", &t.decimal(energy.1, 2))]),
+            }
+        };
+    let mut energy_of_day: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    let mut energy_of_model: BTreeMap<String, (f64, f64)> = BTreeMap::new();
+    for row in &rows {
+        let estimate = state
+            .energy
+            .estimate(&row.model, row.prompt_tokens, row.completion_tokens);
+        for (map, key) in [(&mut energy_of_day, &row.day), (&mut energy_of_model, &row.model)] {
+            let entry = map.entry(key.clone()).or_default();
+            entry.0 += estimate.watt_hours;
+            entry.1 += estimate.grams_co2e;
+        }
+    }
+    let energy_total = energy_of_model
+        .values()
+        .fold((0.0, 0.0), |sum, energy| (sum.0 + energy.0, sum.1 + energy.1));
     // Every day of the period, those without use included.
     let mut per_day_totals: Vec<(String, i64, i64, i64, i64)> = (0..days)
         .map(|offset| {
@@ -1607,7 +1630,7 @@ pub async fn usage(
             .map(|totals| [totals.0, totals.1, totals.2, totals.3][index])
             .sum::<i64>()
     };
-    let totals = figures(sum(0), sum(1), sum(2), sum(3), t.get("usage-total"));
+    let totals = figures(sum(0), sum(1), sum(2), sum(3), t.get("usage-total"), energy_total);
     let short_day = |day: &str| day.get(5..).unwrap_or(day).to_owned();
     let token_points: Vec<(String, f64, String)> = per_day_totals
         .iter()
@@ -1663,15 +1686,17 @@ pub async fn usage(
             .into_iter()
             .rev()
             .map(|(day, requests, prompt, completion, micros)| {
-                figures(requests, prompt, completion, micros, day)
+                let energy = energy_of_day.get(&day).copied().unwrap_or_default();
+                figures(requests, prompt, completion, micros, day, energy)
             })
             .collect(),
         per_model: per_model_totals
             .into_iter()
             .map(|(model, totals)| {
+                let energy = energy_of_model.get(&model).copied().unwrap_or_default();
                 (
                     model.clone(),
-                    figures(totals.0, totals.1, totals.2, totals.3, model),
+                    figures(totals.0, totals.1, totals.2, totals.3, model, energy),
                 )
             })
             .collect(),
@@ -1679,4 +1704,77 @@ pub async fn usage(
         charts,
     };
     page(StatusCode::OK, &usage_page, HeaderMap::new())
+}
+
+/// Usage per day and model as CSV (UTC days; cost in the price table's
+/// unit; energy and emissions estimated), for finance and reporting.
+pub async fn usage_csv(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(agency_id): Path<String>,
+    Query(query): Query<AdminQuery>,
+) -> Response {
+    let (_, _, granted) = match viewing::<ReadUsage>(&state, &headers, &query, &agency_id).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
+    };
+    let days = match query.days.unwrap_or(30) {
+        days @ (7 | 30 | 90) => days,
+        _ => 30,
+    };
+    let first = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days) - 1);
+    let since = first
+        .and_hms_opt(0, 0, 0)
+        .map(|at| at.and_utc())
+        .unwrap_or_else(chrono::Utc::now);
+    let rows = match state
+        .store
+        .daily_usage(&UsageOwner::Agency(granted.agency.id.clone()), since)
+        .await
+    {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::error!(%error, "could not read usage");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    // Model names come from configuration; quote every text field anyway.
+    let quote = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
+    let mut csv =
+        String::from("day,model,requests,prompt_tokens,completion_tokens,cost,energy_wh,emissions_gco2e\n");
+    for row in rows {
+        let estimate = state
+            .energy
+            .estimate(&row.model, row.prompt_tokens, row.completion_tokens);
+        csv.push_str(&format!(
+            "{},{},{},{},{},{:.6},{:.4},{:.4}\n",
+            row.day,
+            quote(&row.model),
+            row.requests,
+            row.prompt_tokens,
+            row.completion_tokens,
+            row.cost_micros as f64 / 1_000_000.0,
+            estimate.watt_hours,
+            estimate.grams_co2e
+        ));
+    }
+    let mut response = (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/csv; charset=utf-8".to_owned(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"usage-{}-{days}d.csv\"", granted.agency.id),
+            ),
+        ],
+        csv,
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }

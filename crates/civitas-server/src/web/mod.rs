@@ -159,6 +159,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             post(admin::revoke_key),
         )
         .route("/admin/agencies/{agency_id}/usage", get(admin::usage))
+        .route("/admin/agencies/{agency_id}/usage.csv", get(admin::usage_csv))
         .route(
             "/admin/agencies/{agency_id}/rules",
             get(admin::rules).post(admin::save_rules),
