@@ -1536,6 +1536,35 @@ struct UsagePage {
     charts: Vec<Chart>,
 }
 
+/// The period asked for (7, 30 or 90 days, ending today, UTC), its first
+/// day, and the agency's usage per day and model over it.
+async fn usage_rows(
+    state: &AppState,
+    agency_id: &str,
+    query: &AdminQuery,
+) -> Result<(u32, chrono::NaiveDate, Vec<civitas_store::DailyUsage>), Response> {
+    let days = match query.days.unwrap_or(30) {
+        days @ (7 | 30 | 90) => days,
+        _ => 30,
+    };
+    let first = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days) - 1);
+    let since = first
+        .and_hms_opt(0, 0, 0)
+        .map(|at| at.and_utc())
+        .unwrap_or_else(chrono::Utc::now);
+    match state
+        .store
+        .daily_usage(&UsageOwner::Agency(agency_id.to_owned()), since)
+        .await
+    {
+        Ok(rows) => Ok((days, first, rows)),
+        Err(error) => {
+            tracing::error!(%error, "could not read usage");
+            Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
+        }
+    }
+}
+
 /// The usage dashboard: requests, tokens and cost per day and per model.
 pub async fn usage(
     State(state): State<AppState>,
@@ -1547,26 +1576,9 @@ pub async fn usage(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let days = match query.days.unwrap_or(30) {
-        days @ (7 | 30 | 90) => days,
-        _ => 30,
-    };
-    let today = chrono::Utc::now().date_naive();
-    let first = today - chrono::Duration::days(i64::from(days) - 1);
-    let since = first
-        .and_hms_opt(0, 0, 0)
-        .map(|at| at.and_utc())
-        .unwrap_or_else(chrono::Utc::now);
-    let rows = match state
-        .store
-        .daily_usage(&UsageOwner::Agency(agency_id.clone()), since)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(error) => {
-            tracing::error!(%error, "could not read usage");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    let (days, first, rows) = match usage_rows(&state, &agency_id, &query).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
     let cost = |micros: i64| t.decimal(micros as f64 / 1_000_000.0, 2);
     let figures =
@@ -1718,25 +1730,9 @@ pub async fn usage_csv(
         Ok(viewer) => viewer,
         Err(response) => return response,
     };
-    let days = match query.days.unwrap_or(30) {
-        days @ (7 | 30 | 90) => days,
-        _ => 30,
-    };
-    let first = chrono::Utc::now().date_naive() - chrono::Duration::days(i64::from(days) - 1);
-    let since = first
-        .and_hms_opt(0, 0, 0)
-        .map(|at| at.and_utc())
-        .unwrap_or_else(chrono::Utc::now);
-    let rows = match state
-        .store
-        .daily_usage(&UsageOwner::Agency(granted.agency.id.clone()), since)
-        .await
-    {
-        Ok(rows) => rows,
-        Err(error) => {
-            tracing::error!(%error, "could not read usage");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
+    let (days, _, rows) = match usage_rows(&state, &granted.agency.id, &query).await {
+        Ok(read) => read,
+        Err(response) => return response,
     };
     // Model names come from configuration; quote every text field anyway.
     let quote = |text: &str| format!("\"{}\"", text.replace('"', "\"\""));
