@@ -365,6 +365,8 @@ impl Application {
             .append_audit(vec![started])
             .await
             .map_err(|error| ServerError::Audit(format!("cannot write the audit log: {error}")))?;
+        let observed = Arc::clone(&state.metrics);
+        civitas_store::audit::observe_appends(move |seconds| observed.audit_append.observe(seconds));
         audit::start_checkpoints(state.clone());
         Ok(Application {
             listener,

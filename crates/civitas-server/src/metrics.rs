@@ -38,6 +38,8 @@ pub struct Metrics {
     slots_total: Gauge<i64, AtomicI64>,
     /// When the last audit checkpoint was signed (Unix seconds).
     pub audit_checkpoint_unix: Gauge<i64, AtomicI64>,
+    /// Time to chain and insert audit records (inside their transaction).
+    pub audit_append: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -107,9 +109,18 @@ impl Default for Metrics {
             "When this server last signed an audit checkpoint (its age: now minus this)",
             audit_checkpoint_unix.clone(),
         );
+        let audit_append = Histogram::new([
+            0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+        ]);
+        registry.register(
+            "audit_append_seconds",
+            "Time to chain and insert audit records, inside the transaction of the action they record",
+            audit_append.clone(),
+        );
         Metrics {
             registry,
             audit_checkpoint_unix,
+            audit_append,
             requests,
             latency,
             time_to_first_token,

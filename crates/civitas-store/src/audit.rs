@@ -38,6 +38,24 @@ pub async fn with_audit<F: Future>(entries: Vec<Entry>, action: F) -> (F::Output
         .await
 }
 
+/// Called with the seconds each append to the chain took (inside its
+/// transaction); the server publishes them as a metric.
+type AppendObserver = Box<dyn Fn(f64) + Send + Sync>;
+
+static APPEND_OBSERVER: std::sync::OnceLock<AppendObserver> = std::sync::OnceLock::new();
+
+/// Sets, once per process, what observes the time of each append.
+pub fn observe_appends(observer: impl Fn(f64) + Send + Sync + 'static) {
+    let _ = APPEND_OBSERVER.set(Box::new(observer));
+}
+
+/// Reports the time an append took.
+pub fn appended(seconds: f64) {
+    if let Some(observer) = APPEND_OBSERVER.get() {
+        observer(seconds);
+    }
+}
+
 /// The entries waiting to be written by the transaction about to commit
 /// (taken: a second transaction will not write them again).
 pub fn take_pending() -> Vec<Entry> {

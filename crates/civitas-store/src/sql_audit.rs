@@ -63,6 +63,7 @@ impl $store {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
         sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
             .execute(&mut **transaction)
             .await
@@ -115,6 +116,7 @@ impl $store {
             .execute(&mut **transaction)
             .await
             .map_err(sql_unavailable)?;
+        $crate::audit::appended(started.elapsed().as_secs_f64());
         Ok(records)
     }
 

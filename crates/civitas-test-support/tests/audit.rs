@@ -285,6 +285,27 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
         404
     );
 
+    // Prometheus shows the append latency and the checkpoint's time.
+    let metrics = app
+        .call(Method::GET, "/metrics", civitas_test_support::TEST_KEY, None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.split_whitespace().last())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(value("civitas_audit_append_seconds_count") > 0.0, "{metrics}");
+    assert!(
+        value("civitas_audit_last_checkpoint_unix_seconds") > 1.7e9,
+        "{metrics}"
+    );
+
     // Search by actor and action, as an auditor would.
     let filter = AuditFilter {
         actor_id: Some(member.id.clone()),
