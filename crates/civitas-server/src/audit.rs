@@ -132,13 +132,29 @@ pub fn entry(
     details: Value,
 ) -> Entry {
     let (actor_kind, actor_id) = actor_of(principal);
+    let mut entry = entry_by(actor_kind, actor_id, origin, action, outcome, details);
+    entry.agency_id = Some(principal.agency_id().to_owned());
+    entry.target = target;
+    entry
+}
+
+/// A record of `actor_id` doing `action` from `origin`, with no agency or
+/// target yet (the caller sets them when it knows them).
+pub fn entry_by(
+    actor_kind: ActorKind,
+    actor_id: String,
+    origin: &Origin,
+    action: Action,
+    outcome: Outcome,
+    details: Value,
+) -> Entry {
     Entry {
         at: civitas_store::now(),
         actor_kind,
         actor_id,
-        agency_id: Some(principal.agency_id().to_owned()),
+        agency_id: None,
         action,
-        target,
+        target: None,
         outcome,
         source_address: origin.source_address.clone(),
         user_agent: origin.user_agent.clone(),
@@ -147,21 +163,34 @@ pub fn entry(
     }
 }
 
+/// Runs `change` for `principal`, recorded as `action` in the change's own
+/// transaction (or on its own, with its outcome, when nothing was
+/// committed). For changes made from the workspace's pages; the API's go
+/// through [`record_changes`].
+pub async fn acting<T, E>(
+    state: &AppState,
+    principal: &Principal,
+    headers: &HeaderMap,
+    action: Action,
+    target: Option<String>,
+    details: Value,
+    change: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let origin = Origin::of(state, headers, None, None);
+    let entry = entry(principal, &origin, action, target, Outcome::Success, details);
+    audited(state.store.as_ref(), vec![entry], change).await
+}
+
 /// A record of the system itself.
 pub fn system_entry(action: Action, details: Value) -> Entry {
-    Entry {
-        at: civitas_store::now(),
-        actor_kind: ActorKind::System,
-        actor_id: "civitas".to_owned(),
-        agency_id: None,
+    entry_by(
+        ActorKind::System,
+        "civitas".to_owned(),
+        &Origin::default(),
         action,
-        target: None,
-        outcome: Outcome::Success,
-        source_address: None,
-        user_agent: None,
-        request_id: None,
+        Outcome::Success,
         details,
-    }
+    )
 }
 
 /// Runs `action` with `entries` written in its transaction; entries it did
@@ -363,10 +392,11 @@ pub async fn record_changes(
         .get::<axum::extract::MatchedPath>()
         .map(|path| path.as_str().to_owned())
         .unwrap_or_default();
-    let (Some(principal), Some(action)) = (
-        request.extensions().get::<Principal>().cloned(),
-        action_for(&route, request.method()),
-    ) else {
+    // Decided before anything is copied: model calls pass straight on.
+    let Some(action) = action_for(&route, request.method()) else {
+        return next.run(request).await;
+    };
+    let Some(principal) = request.extensions().get::<Principal>().cloned() else {
         return next.run(request).await;
     };
     let peer = request

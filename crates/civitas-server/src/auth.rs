@@ -363,23 +363,17 @@ pub async fn authorize_agency(
     };
     // Reaching for another agency, or beyond one's roles, is recorded
     // (the caller still sees only "not found" for another agency).
-    let (actor_kind, actor_id) = crate::audit::actor_of(principal);
-    let refusal = civitas_audit::Entry {
-        at: civitas_store::now(),
-        actor_kind,
-        actor_id,
-        agency_id: Some(principal.agency_id().to_owned()),
-        action: civitas_audit::Action::PolicyDenied,
-        target: Some(format!("agency:{agency_id}")),
-        outcome: civitas_audit::Outcome::Denied,
-        source_address: None,
-        user_agent: None,
-        request_id: None,
-        details: serde_json::json!({
+    let refusal = crate::audit::entry(
+        principal,
+        &crate::audit::Origin::default(),
+        civitas_audit::Action::PolicyDenied,
+        Some(format!("agency:{agency_id}")),
+        civitas_audit::Outcome::Denied,
+        serde_json::json!({
             "reason": denied.0,
             "roles_needed": roles.iter().map(|role| role.as_str()).collect::<Vec<_>>(),
         }),
-    };
+    );
     if let Err(error) = state.store.append_audit(vec![refusal]).await {
         tracing::error!(%error, "could not record a refusal in the audit log");
     }

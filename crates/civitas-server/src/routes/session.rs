@@ -20,13 +20,13 @@ use civitas_store::Session;
 use civitas_types::ErrorCode;
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{audited, Origin};
+use crate::audit::{audited, entry_by, Origin};
 use crate::auth::{check_status, cookie, Authenticated, SESSION_COOKIE};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::middleware::RequestId;
 use crate::state::AppState;
-use civitas_audit::{Action, Entry};
+use civitas_audit::{Action, ActorKind, Outcome};
 
 /// Failures before answers start to slow down.
 const FREE_FAILURES: i64 = 3;
@@ -196,19 +196,15 @@ pub async fn password_sign_in(
             Ok(Some(person)) => Some(person.agency_id),
             _ => None,
         };
-        let refusal = Entry {
-            at: civitas_store::now(),
-            actor_kind: civitas_audit::ActorKind::Person,
-            actor_id: format!("email:{email}"),
-            agency_id,
-            action: Action::SignInFailed,
-            target: None,
-            outcome: civitas_audit::Outcome::Failure,
-            source_address: origin.source_address.clone(),
-            user_agent: origin.user_agent.clone(),
-            request_id: origin.request_id.clone(),
-            details: serde_json::json!({ "method": "password", "reason": error.code.as_str() }),
-        };
+        let mut refusal = entry_by(
+            ActorKind::Person,
+            format!("email:{email}"),
+            origin,
+            Action::SignInFailed,
+            Outcome::Failure,
+            serde_json::json!({ "method": "password", "reason": error.code.as_str() }),
+        );
+        refusal.agency_id = agency_id;
         if let Err(audit_error) = state.store.append_audit(vec![refusal]).await {
             tracing::error!(error = %audit_error, "could not record a refused sign-in");
         }
@@ -287,19 +283,15 @@ async fn check_sign_in(
             .await
             .map_err(ApiError::storage)?;
     }
-    let signed_in = Entry {
-        at: civitas_store::now(),
-        actor_kind: civitas_audit::ActorKind::Person,
-        actor_id: person.id.clone(),
-        agency_id: Some(person.agency_id.clone()),
-        action: Action::SignIn,
-        target: None,
-        outcome: civitas_audit::Outcome::Success,
-        source_address: origin.source_address.clone(),
-        user_agent: origin.user_agent.clone(),
-        request_id: origin.request_id.clone(),
-        details: serde_json::json!({ "method": "password", "second_factor": credentials.totp_confirmed }),
-    };
+    let mut signed_in = entry_by(
+        ActorKind::Person,
+        person.id.clone(),
+        origin,
+        Action::SignIn,
+        Outcome::Success,
+        serde_json::json!({ "method": "password", "second_factor": credentials.totp_confirmed }),
+    );
+    signed_in.agency_id = Some(person.agency_id.clone());
     let opened = audited(
         state.store.as_ref(),
         vec![signed_in],

@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Form, Json};
-use civitas_audit::{Action, Outcome};
+use civitas_audit::Action;
 use civitas_identity::{policy, Principal, Role};
 use civitas_store::{Agency, AgencyRules, Limits, UsageOwner};
 use civitas_types::ErrorCode;
@@ -23,7 +23,7 @@ use serde::Deserialize;
 
 use super::chat::NoticePage;
 use super::i18n::{negotiate, Texts};
-use super::{language, page, signed_in, LanguageQuery, Shell};
+use super::{language, page, signed_in, Shell};
 use crate::auth::{
     AgencyAccess, ManageKeys, ManageLimits, ManageModels, ManagePeople, Permission, ReadAgency, ReadKeys,
     ReadUsage,
@@ -112,8 +112,7 @@ pub struct Choice {
 }
 
 /// Runs a change of the administration API for `principal`, recorded in
-/// the audit log in the change's own transaction (or on its own, with its
-/// outcome, when nothing was committed).
+/// the audit log (see [`crate::audit::acting`]).
 async fn as_change<T, E>(
     state: &AppState,
     principal: &Principal,
@@ -122,16 +121,8 @@ async fn as_change<T, E>(
     what: &str,
     change: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let origin = crate::audit::Origin::of(state, headers, None, None);
-    let entry = crate::audit::entry(
-        principal,
-        &origin,
-        action,
-        None,
-        Outcome::Success,
-        serde_json::json!({ "via": "workspace", "change": what }),
-    );
-    crate::audit::audited(state.store.as_ref(), vec![entry], change).await
+    let details = serde_json::json!({ "via": "workspace", "change": what });
+    crate::audit::acting(state, principal, headers, action, None, details, change).await
 }
 
 /// The signed-in person of an administration page, with the language.
@@ -240,7 +231,7 @@ async fn viewing<P: Permission>(
     query: &AdminQuery,
     agency_id: &str,
 ) -> Result<(Texts, Principal, AgencyAccess<P>), Response> {
-    let t = language(headers, &query.language());
+    let t = language(headers, query.lang.as_deref());
     let principal = admin_person(state, headers, true, "").await?;
     let granted = access::<P>(state, t, &principal, agency_id).await?;
     Ok((t, principal, granted))
@@ -267,14 +258,6 @@ pub struct AdminQuery {
 }
 
 impl AdminQuery {
-    fn language(&self) -> LanguageQuery {
-        LanguageQuery {
-            lang: self.lang.clone(),
-            notice: None,
-            saved: None,
-        }
-    }
-
     /// The localized text of what was just done.
     fn done(&self, t: Texts) -> Option<String> {
         let id = match self.done.as_deref()? {
@@ -704,67 +687,47 @@ pub async fn change_person(
     };
     let agency = granted.agency.clone();
     let path = Path((agency_id.clone(), person_id.clone()));
-    let (result, field_name, done) = match what.as_str() {
-        "status" => {
-            let body = api::UpdatePerson {
-                display_name: None,
-                status: Some(field(&fields, "status").to_owned()),
-            };
-            let result = as_change(
-                &state,
-                &principal,
-                &headers,
-                Action::AdminChange,
-                "update_person",
-                api::update_person(State(state.clone()), granted, path, ApiJson(body)),
-            )
-            .await;
-            (result.map(|_| ()), "status", "person-updated")
-        }
-        "roles" => {
-            let body = api::PersonRoles {
-                roles: all(&fields, "roles"),
-            };
-            let result = as_change(
-                &state,
-                &principal,
-                &headers,
-                Action::AdminChange,
-                "set_person_roles",
-                api::set_person_roles(State(state.clone()), granted, path, ApiJson(body)),
-            )
-            .await;
-            (result.map(|_| ()), "roles", "person-updated")
-        }
-        "groups" => {
-            let body = api::PersonGroups {
-                group_ids: all(&fields, "group_ids"),
-            };
-            let result = as_change(
-                &state,
-                &principal,
-                &headers,
-                Action::AdminChange,
-                "set_person_groups",
-                api::set_person_groups(State(state.clone()), granted, path, ApiJson(body)),
-            )
-            .await;
-            (result.map(|_| ()), "groups", "person-updated")
-        }
-        "sign-out" => {
-            let result = as_change(
-                &state,
-                &principal,
-                &headers,
-                Action::SessionsRevoked,
-                "revoke_person_sessions",
-                api::revoke_person_sessions(State(state.clone()), granted, path),
-            )
-            .await;
-            (result.map(|_| ()), "sessions", "signed-out")
-        }
+    let (action, field_name, done) = match what.as_str() {
+        "status" => (Action::AdminChange, "status", "person-updated"),
+        "roles" => (Action::AdminChange, "roles", "person-updated"),
+        "groups" => (Action::AdminChange, "groups", "person-updated"),
+        "sign-out" => (Action::SessionsRevoked, "sessions", "signed-out"),
         _ => return StatusCode::NOT_FOUND.into_response(),
     };
+    let change = async {
+        let state = State(state.clone());
+        match what.as_str() {
+            "status" => {
+                let body = api::UpdatePerson {
+                    display_name: None,
+                    status: Some(field(&fields, "status").to_owned()),
+                };
+                api::update_person(state, granted, path, ApiJson(body))
+                    .await
+                    .map(|_| ())
+            }
+            "roles" => {
+                let body = api::PersonRoles {
+                    roles: all(&fields, "roles"),
+                };
+                api::set_person_roles(state, granted, path, ApiJson(body))
+                    .await
+                    .map(|_| ())
+            }
+            "groups" => {
+                let body = api::PersonGroups {
+                    group_ids: all(&fields, "group_ids"),
+                };
+                api::set_person_groups(state, granted, path, ApiJson(body))
+                    .await
+                    .map(|_| ())
+            }
+            _ => api::revoke_person_sessions(state, granted, path)
+                .await
+                .map(|_| ()),
+        }
+    };
+    let result = as_change(&state, &principal, &headers, action, &what, change).await;
     match result {
         Ok(()) => {
             // Approving from the approvals list returns there.

@@ -6,13 +6,13 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use civitas_store::AuditFilter;
 use serde::Deserialize;
 
 use super::i18n::Texts;
-use super::{gate, language, page, signed_in, LanguageQuery, Shell};
+use super::{open_page, page, Shell};
 use crate::auth::{AgencyAccess, ReadAudit};
 use crate::state::AppState;
 
@@ -93,20 +93,10 @@ pub async fn console(
     headers: HeaderMap,
     Query(query): Query<ConsoleQuery>,
 ) -> Response {
-    let t = language(
-        &headers,
-        &LanguageQuery {
-            lang: query.lang.clone(),
-            notice: None,
-            saved: None,
-        },
-    );
-    let Some(principal) = signed_in(&state, &headers, true, "").await else {
-        return Redirect::to("/sign-in").into_response();
+    let (t, principal) = match open_page(&state, &headers, query.lang.as_deref()).await {
+        Ok(opened) => opened,
+        Err(elsewhere) => return elsewhere,
     };
-    if let Some(elsewhere) = gate(&state, &principal).await {
-        return elsewhere;
-    }
     let agency_id = principal.agency_id().to_owned();
     let access = match AgencyAccess::<ReadAudit>::check(&state, principal.clone(), &agency_id).await {
         Ok(access) => access,

@@ -23,8 +23,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::i18n::{negotiate, Texts};
-use super::{gate, language, level_label, markdown, page, signed_in, signed_in_with_version, Shell};
+use super::{level_label, markdown, open_page, page, signed_in, signed_in_with_version, Shell};
 use crate::error::ApiError;
+use crate::extract::ApiJson;
 use crate::generations::GenerationTicket;
 use crate::limits;
 use crate::middleware::{Caller, RequestId};
@@ -334,7 +335,6 @@ async fn render_chat(
     principal: &Principal,
     query: Option<String>,
     parts: PageParts,
-    extra: HeaderMap,
 ) -> Response {
     let query = query.map(|q| q.trim().to_owned()).filter(|q| !q.is_empty());
     let listed = match &query {
@@ -382,7 +382,7 @@ async fn render_chat(
         rename_error: parts.rename_error,
         draft: parts.draft,
     };
-    page(parts.status, &chat, extra)
+    page(parts.status, &chat, HeaderMap::new())
 }
 
 pub async fn index(
@@ -390,23 +390,10 @@ pub async fn index(
     headers: HeaderMap,
     Query(query): Query<ChatQuery>,
 ) -> Response {
-    let extra = HeaderMap::new();
-    let t = language(
-        &headers,
-        &super::LanguageQuery {
-            lang: query.lang.clone(),
-            notice: None,
-            saved: None,
-        },
-    );
-    let Some(principal) = signed_in(&state, &headers, true, "").await else {
-        let mut response = Redirect::to("/sign-in").into_response();
-        super::append_all(response.headers_mut(), extra);
-        return response;
+    let (t, principal) = match open_page(&state, &headers, query.lang.as_deref()).await {
+        Ok(opened) => opened,
+        Err(elsewhere) => return elsewhere,
     };
-    if let Some(elsewhere) = gate(&state, &principal).await {
-        return elsewhere;
-    }
     let parts = PageParts {
         current: None,
         current_level: None,
@@ -415,7 +402,7 @@ pub async fn index(
         draft: String::new(),
         status: StatusCode::OK,
     };
-    render_chat(&state, t, &principal, query.q, parts, extra).await
+    render_chat(&state, t, &principal, query.q, parts).await
 }
 
 /// One of `principal`'s conversations (another person's answers exactly
@@ -453,7 +440,6 @@ async fn show_conversation(
     principal: &Principal,
     conversation: &Conversation,
     parts: PageParts,
-    extra: HeaderMap,
 ) -> Response {
     state.generations.settled(&conversation.id, SETTLE_LIMIT).await;
     let Some(current) = load_view(state, t, principal, conversation).await else {
@@ -464,7 +450,7 @@ async fn show_conversation(
         current_level: Some(conversation.classification.clone()),
         ..parts
     };
-    render_chat(state, t, principal, None, parts, extra).await
+    render_chat(state, t, principal, None, parts).await
 }
 
 pub async fn show(
@@ -473,21 +459,10 @@ pub async fn show(
     Path(id): Path<String>,
     Query(query): Query<ChatQuery>,
 ) -> Response {
-    let extra = HeaderMap::new();
-    let t = language(
-        &headers,
-        &super::LanguageQuery {
-            lang: query.lang.clone(),
-            notice: None,
-            saved: None,
-        },
-    );
-    let Some(principal) = signed_in(&state, &headers, true, "").await else {
-        return Redirect::to("/sign-in").into_response();
+    let (t, principal) = match open_page(&state, &headers, query.lang.as_deref()).await {
+        Ok(opened) => opened,
+        Err(elsewhere) => return elsewhere,
     };
-    if let Some(elsewhere) = gate(&state, &principal).await {
-        return elsewhere;
-    }
     let conversation = match owned(&state, &principal, &id).await {
         Ok(conversation) => conversation,
         Err(_) => return not_found(&state, t, &principal),
@@ -500,7 +475,7 @@ pub async fn show(
         draft: String::new(),
         status: StatusCode::OK,
     };
-    show_conversation(&state, t, &principal, &conversation, parts, extra).await
+    show_conversation(&state, t, &principal, &conversation, parts).await
 }
 
 fn not_found(state: &AppState, t: Texts, principal: &Principal) -> Response {
@@ -558,6 +533,9 @@ fn error_text(t: Texts, error: &ApiError, request_id: &str) -> String {
         ErrorCode::ModelNotAllowed | ErrorCode::ModelNotFound => t.get("error-model-not-allowed"),
         ErrorCode::ContextLengthExceeded => t.get("error-too-long"),
         ErrorCode::Conflict => t.get("error-busy"),
+        ErrorCode::InvalidParameter if error.param.as_deref() == Some("classification") => {
+            t.get("error-classification")
+        }
         ErrorCode::InvalidParameter | ErrorCode::InvalidRequestBody => t.get("error-question"),
         ErrorCode::UpstreamError => t.get("error-upstream"),
         _ => t.with("error-generic", &[("reference", request_id)]),
@@ -777,7 +755,7 @@ async fn fail(
         draft: String::new(),
         status,
     };
-    show_conversation(state, t, principal, conversation, parts, HeaderMap::new()).await
+    show_conversation(state, t, principal, conversation, parts).await
 }
 
 fn busy(t: Texts, stream: bool, request_id: &str) -> Response {
@@ -826,15 +804,6 @@ pub async fn create(
     else {
         return forbidden(t, stream, &request_id);
     };
-    let invalid = |message: String| {
-        if stream {
-            let error = ApiError::invalid("content", message.clone());
-            let status = StatusCode::UNPROCESSABLE_ENTITY;
-            let body = json!({ "error": { "code": error.code.as_str(), "message": message, "request_id": request_id } });
-            return (status, Json(body)).into_response();
-        }
-        StatusCode::UNPROCESSABLE_ENTITY.into_response()
-    };
     let models = usable_models(&state, &principal);
     if !models.contains(&form.model) {
         let error = ApiError::new(ErrorCode::ModelNotAllowed, "model");
@@ -846,7 +815,12 @@ pub async fn create(
         .iter()
         .any(|level| level.id == form.classification)
     {
-        return invalid(t.get("error-classification"));
+        // A level that is not configured: the form again, said why.
+        let error = ApiError::invalid("classification", "not a configured classification level");
+        let mut refused =
+            render_new_with_error(&state, t, &principal, stream, &error, &request_id, form.content).await;
+        *refused.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return refused;
     }
     let Some(content) = question(&form.content) else {
         let error = ApiError::invalid("content", "empty");
@@ -920,7 +894,7 @@ async fn render_new_with_error(
         draft,
         status,
     };
-    render_chat(state, t, principal, None, parts, HeaderMap::new()).await
+    render_chat(state, t, principal, None, parts).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -1000,7 +974,7 @@ pub async fn reply(
             draft: form.content,
             status: StatusCode::UNPROCESSABLE_ENTITY,
         };
-        return show_conversation(&state, t, &principal, &conversation, parts, HeaderMap::new()).await;
+        return show_conversation(&state, t, &principal, &conversation, parts).await;
     };
     let Some(ticket) = state.generations.begin(&conversation.id) else {
         return busy(t, stream, &request_id);
@@ -1200,15 +1174,7 @@ pub async fn rename(
             draft: String::new(),
             status: StatusCode::UNPROCESSABLE_ENTITY,
         };
-        return show_conversation(
-            &state,
-            acting.t,
-            &acting.principal,
-            &acting.conversation,
-            parts,
-            HeaderMap::new(),
-        )
-        .await;
+        return show_conversation(&state, acting.t, &acting.principal, &acting.conversation, parts).await;
     }
     match state
         .store
@@ -1341,21 +1307,10 @@ pub async fn temporary_page(
     headers: HeaderMap,
     Query(query): Query<ChatQuery>,
 ) -> Response {
-    let extra = HeaderMap::new();
-    let t = language(
-        &headers,
-        &super::LanguageQuery {
-            lang: query.lang.clone(),
-            notice: None,
-            saved: None,
-        },
-    );
-    let Some(principal) = signed_in(&state, &headers, true, "").await else {
-        return Redirect::to("/sign-in").into_response();
+    let (t, principal) = match open_page(&state, &headers, query.lang.as_deref()).await {
+        Ok(opened) => opened,
+        Err(elsewhere) => return elsewhere,
     };
-    if let Some(elsewhere) = gate(&state, &principal).await {
-        return elsewhere;
-    }
     if !state.config.workspace.temporary_chat {
         let notice = NoticePage {
             t,
@@ -1363,14 +1318,14 @@ pub async fn temporary_page(
             heading: t.get("temporary-title"),
             text: t.get("temporary-disabled"),
         };
-        return page(StatusCode::FORBIDDEN, &notice, extra);
+        return page(StatusCode::FORBIDDEN, &notice, HeaderMap::new());
     }
     let temporary = TemporaryPage {
         t,
         shell: Shell::of(&state, t, &principal, None, "chat"),
         models: model_choices(&state, &principal).await,
     };
-    page(StatusCode::OK, &temporary, extra)
+    page(StatusCode::OK, &temporary, HeaderMap::new())
 }
 
 #[derive(Debug, Deserialize)]
@@ -1390,7 +1345,7 @@ pub async fn temporary_reply(
     State(state): State<AppState>,
     headers: HeaderMap,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    Json(request): Json<TemporaryRequest>,
+    ApiJson(request): ApiJson<TemporaryRequest>,
 ) -> Response {
     let t = negotiate(&headers);
     let csrf = headers
@@ -1455,7 +1410,7 @@ pub struct RenderRequest {
 pub async fn render_markdown(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Json(request): Json<RenderRequest>,
+    ApiJson(request): ApiJson<RenderRequest>,
 ) -> Response {
     let csrf = headers
         .get(crate::auth::CSRF_HEADER)

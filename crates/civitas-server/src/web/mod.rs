@@ -358,12 +358,8 @@ fn notice_message(t: Texts, code: &str) -> Option<String> {
 
 /// The language of the request: `?lang=` (which [`page_headers`] also
 /// remembers in a cookie), else the cookie, else the browser's.
-fn language(headers: &HeaderMap, query: &LanguageQuery) -> Texts {
-    match query
-        .lang
-        .as_deref()
-        .filter(|lang| i18n::LANGUAGES.contains(lang))
-    {
+fn language(headers: &HeaderMap, lang: Option<&str>) -> Texts {
+    match lang.filter(|lang| i18n::LANGUAGES.contains(lang)) {
         Some(lang) => Texts::new(lang),
         None => negotiate(headers),
     }
@@ -416,6 +412,24 @@ async fn signed_in_with_version(
 ) -> Option<(Principal, i64)> {
     let token = cookie(headers, SESSION_COOKIE)?;
     from_session(state, token, safe, csrf).await.ok()
+}
+
+/// The language and the signed-in person of a page, or where the browser
+/// goes instead: the sign-in page, or the rules of behaviour until they
+/// are accepted.
+async fn open_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    lang: Option<&str>,
+) -> Result<(Texts, Principal), Response> {
+    let t = language(headers, lang);
+    let Some(principal) = signed_in(state, headers, true, "").await else {
+        return Err(Redirect::to("/sign-in").into_response());
+    };
+    if let Some(elsewhere) = gate(state, &principal).await {
+        return Err(elsewhere);
+    }
+    Ok((t, principal))
 }
 
 /// Where a signed-in page request goes instead, if anywhere: the rules of
@@ -481,7 +495,7 @@ async fn sign_in_page(
     Query(query): Query<LanguageQuery>,
 ) -> Response {
     let mut extra = HeaderMap::new();
-    let t = language(&headers, &query);
+    let t = language(&headers, query.lang.as_deref());
     if signed_in(&state, &headers, true, "").await.is_some() {
         return Redirect::to("/").into_response();
     }
@@ -566,17 +580,18 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, Form(form):
         return Redirect::to("/sign-in").into_response();
     };
     if let Credential::Session { id_hash, .. } = &principal.credential {
-        let origin = crate::audit::Origin::of(&state, &headers, None, None);
-        let record = crate::audit::entry(
+        let ending = state.store.revoke_session(id_hash, civitas_store::now());
+        let ended = crate::audit::acting(
+            &state,
             &principal,
-            &origin,
+            &headers,
             civitas_audit::Action::SignOut,
             None,
-            civitas_audit::Outcome::Success,
             serde_json::json!({ "via": "workspace" }),
-        );
-        let ending = state.store.revoke_session(id_hash, civitas_store::now());
-        if let Err(error) = crate::audit::audited(state.store.as_ref(), vec![record], ending).await {
+            ending,
+        )
+        .await;
+        if let Err(error) = ended {
             tracing::error!(%error, "could not end a session");
         }
     }

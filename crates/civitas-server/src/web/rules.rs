@@ -66,8 +66,7 @@ pub async fn show(
     headers: HeaderMap,
     Query(query): Query<LanguageQuery>,
 ) -> Response {
-    let extra = HeaderMap::new();
-    let t = language(&headers, &query);
+    let t = language(&headers, query.lang.as_deref());
     let Some(principal) = signed_in(&state, &headers, true, "").await else {
         return Redirect::to("/sign-in").into_response();
     };
@@ -92,7 +91,7 @@ pub async fn show(
         version,
         accepted,
     };
-    page(StatusCode::OK, &rules, extra)
+    page(StatusCode::OK, &rules, HeaderMap::new())
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,13 +149,12 @@ pub async fn pending(
     headers: HeaderMap,
     Query(query): Query<LanguageQuery>,
 ) -> Response {
-    let extra = HeaderMap::new();
-    let t = language(&headers, &query);
+    let t = language(&headers, query.lang.as_deref());
     let notice = NoticePage {
         t,
         shell: Shell::public(&state, t),
         heading: t.get("pending-title"),
         text: t.get("pending-text"),
     };
-    page(StatusCode::OK, &notice, extra)
+    page(StatusCode::OK, &notice, HeaderMap::new())
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::chat::{usable_models, Choice};
 use super::i18n::{Texts, LANGUAGES, LANGUAGE_COOKIE};
-use super::{gate, language, page, signed_in, LanguageQuery, Shell};
+use super::{open_page, page, signed_in, LanguageQuery, Shell};
 use crate::state::AppState;
 
 /// One key as the page shows it.
@@ -51,7 +51,6 @@ async fn render(
     created: Option<String>,
     name_error: Option<String>,
     status: StatusCode,
-    extra: HeaderMap,
     saved: bool,
 ) -> Response {
     let keys = state
@@ -127,7 +126,7 @@ async fn render(
             created,
             name_error,
         },
-        extra,
+        HeaderMap::new(),
     )
 }
 
@@ -136,16 +135,12 @@ pub async fn show(
     headers: HeaderMap,
     Query(query): Query<LanguageQuery>,
 ) -> Response {
-    let extra = HeaderMap::new();
-    let t = language(&headers, &query);
-    let Some(principal) = signed_in(&state, &headers, true, "").await else {
-        return Redirect::to("/sign-in").into_response();
+    let (t, principal) = match open_page(&state, &headers, query.lang.as_deref()).await {
+        Ok(opened) => opened,
+        Err(elsewhere) => return elsewhere,
     };
-    if let Some(elsewhere) = gate(&state, &principal).await {
-        return elsewhere;
-    }
     let saved = query.saved.is_some();
-    render(&state, t, &principal, None, None, StatusCode::OK, extra, saved).await
+    render(&state, t, &principal, None, None, StatusCode::OK, saved).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -216,15 +211,6 @@ pub async fn create_key(
         days @ (30 | 90 | 365) => Some(Utc::now() + chrono::Duration::days(i64::from(days))),
         _ => return StatusCode::BAD_REQUEST.into_response(),
     };
-    let origin = crate::audit::Origin::of(&state, &headers, None, None);
-    let record = crate::audit::entry(
-        &principal,
-        &origin,
-        civitas_audit::Action::KeyCreated,
-        None,
-        civitas_audit::Outcome::Success,
-        serde_json::json!({ "via": "workspace", "kind": "personal", "expiry_days": form.expiry_days }),
-    );
     let creating = provision::create_key(
         state.store.as_ref(),
         KeyRequest {
@@ -237,7 +223,18 @@ pub async fn create_key(
             created_by: principal.id().to_owned(),
         },
     );
-    let created = crate::audit::audited(state.store.as_ref(), vec![record], creating).await;
+    let details =
+        serde_json::json!({ "via": "workspace", "kind": "personal", "expiry_days": form.expiry_days });
+    let created = crate::audit::acting(
+        &state,
+        &principal,
+        &headers,
+        civitas_audit::Action::KeyCreated,
+        None,
+        details,
+        creating,
+    )
+    .await;
     match created {
         Ok((key, secret)) => {
             tracing::info!(key_id = %key.id, person_id = %principal.id(), "API key created from the workspace");
@@ -248,7 +245,6 @@ pub async fn create_key(
                 Some(secret),
                 None,
                 StatusCode::CREATED,
-                HeaderMap::new(),
                 false,
             )
             .await
@@ -262,7 +258,6 @@ pub async fn create_key(
                 None,
                 message,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                HeaderMap::new(),
                 false,
             )
             .await
@@ -298,19 +293,20 @@ pub async fn revoke_key(
     let Some(key) = key else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let origin = crate::audit::Origin::of(&state, &headers, None, None);
-    let record = crate::audit::entry(
-        &principal,
-        &origin,
-        civitas_audit::Action::KeyRevoked,
-        Some(format!("key:{}", key.id)),
-        civitas_audit::Outcome::Success,
-        serde_json::json!({ "via": "workspace" }),
-    );
     let revoking = state
         .store
         .revoke_api_key(&key.agency_id, &key.id, civitas_store::now());
-    if let Err(error) = crate::audit::audited(state.store.as_ref(), vec![record], revoking).await {
+    let revoked = crate::audit::acting(
+        &state,
+        &principal,
+        &headers,
+        civitas_audit::Action::KeyRevoked,
+        Some(format!("key:{}", key.id)),
+        serde_json::json!({ "via": "workspace" }),
+        revoking,
+    )
+    .await;
+    if let Err(error) = revoked {
         tracing::error!(%error, "could not revoke a key");
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
