@@ -171,6 +171,75 @@ impl Checkpoint {
     }
 }
 
+/// A change of signing key, kept as the details of an
+/// `audit.key_rotation` record: each key signs the pair, so the new key is
+/// vouched for by the old one and the old one by the new. A verifier that
+/// trusts either key learns the other; nobody holding neither private key
+/// can write one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotation {
+    pub old_key_id: String,
+    pub old_public_key: String,
+    pub new_key_id: String,
+    pub new_public_key: String,
+    /// The old key's signature of [`KeyRotation::message`], base64.
+    pub endorsement: String,
+    /// The new key's signature of the same, base64.
+    pub acceptance: String,
+}
+
+impl KeyRotation {
+    /// What both keys sign.
+    pub fn message(old_public_key: &str, new_public_key: &str) -> String {
+        format!("civitas audit key rotation v1\n{old_public_key}\n{new_public_key}\n")
+    }
+
+    pub fn sign(old: &AuditKey, new: &AuditKey) -> KeyRotation {
+        let (old_public, new_public) = (old.public(), new.public());
+        let message = KeyRotation::message(&old_public.public_key, &new_public.public_key);
+        KeyRotation {
+            endorsement: old.sign_bytes(message.as_bytes()),
+            acceptance: new.sign_bytes(message.as_bytes()),
+            old_key_id: old_public.key_id,
+            old_public_key: old_public.public_key,
+            new_key_id: new_public.key_id,
+            new_public_key: new_public.public_key,
+        }
+    }
+
+    pub fn old_key(&self) -> PublicKey {
+        PublicKey {
+            key_id: self.old_key_id.clone(),
+            public_key: self.old_public_key.clone(),
+        }
+    }
+
+    pub fn new_key(&self) -> PublicKey {
+        PublicKey {
+            key_id: self.new_key_id.clone(),
+            public_key: self.new_public_key.clone(),
+        }
+    }
+
+    /// Both signatures hold and the ids are those of the keys.
+    pub fn is_valid(&self) -> bool {
+        let message = KeyRotation::message(&self.old_public_key, &self.new_public_key);
+        let named_right = |key: &PublicKey| {
+            use base64::Engine;
+            BASE64
+                .decode(&key.public_key)
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .is_some_and(|bytes| PublicKey::from_bytes(bytes).key_id == key.key_id)
+        };
+        let (old, new) = (self.old_key(), self.new_key());
+        named_right(&old)
+            && named_right(&new)
+            && old.verifies(message.as_bytes(), &self.endorsement)
+            && new.verifies(message.as_bytes(), &self.acceptance)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +268,30 @@ mod tests {
         let again = AuditKey::from_text(&key.to_text()).unwrap();
         assert_eq!(again.key_id(), key.key_id());
         assert!(AuditKey::from_text("not a key").is_none());
+    }
+
+    #[test]
+    fn a_rotation_needs_both_keys() {
+        let old = AuditKey::generate();
+        let new = AuditKey::generate();
+        let rotation = KeyRotation::sign(&old, &new);
+        assert!(rotation.is_valid());
+        assert_eq!(rotation.old_key(), old.public());
+        assert_eq!(rotation.new_key(), new.public());
+        // A forger holding only the new key cannot claim an old one.
+        let forger = AuditKey::generate();
+        let mut claimed = KeyRotation::sign(&forger, &new);
+        claimed.old_key_id = old.key_id();
+        claimed.old_public_key = old.public().public_key;
+        assert!(!claimed.is_valid());
+        // Nor swap in a key of their own as the new one.
+        let mut swapped = rotation.clone();
+        swapped.new_public_key = forger.public().public_key;
+        swapped.new_key_id = forger.key_id();
+        assert!(!swapped.is_valid());
+        // An id that is not the key's is refused.
+        let mut misnamed = rotation;
+        misnamed.new_key_id = "0000000000000000".to_owned();
+        assert!(!misnamed.is_valid());
     }
 }

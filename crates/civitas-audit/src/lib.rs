@@ -9,7 +9,7 @@ pub mod merkle;
 pub mod record;
 pub mod verify;
 
-pub use checkpoint::{AuditKey, Checkpoint, CheckpointError, PublicKey};
+pub use checkpoint::{AuditKey, Checkpoint, CheckpointError, KeyRotation, PublicKey};
 pub use merkle::{CompactTree, Hash, ProofError};
 pub use record::{Action, ActorKind, Entry, Outcome, Record, GENESIS};
 pub use verify::{verify, Problem, Report, Verifier};

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::checkpoint::{Checkpoint, PublicKey};
+use crate::checkpoint::{Checkpoint, KeyRotation, PublicKey};
 use crate::merkle::{CompactTree, Hash};
 use crate::record::{Record, GENESIS};
 
@@ -27,6 +27,8 @@ pub enum Problem {
     CheckpointBeyondLog { tree_size: u64, records: u64 },
     /// A checkpoint's signature does not verify.
     BadSignature { tree_size: u64, reason: String },
+    /// A key rotation record is not signed by both of its keys.
+    BadKeyRotation { seq: u64 },
 }
 
 impl std::fmt::Display for Problem {
@@ -50,6 +52,9 @@ impl std::fmt::Display for Problem {
             ),
             Problem::BadSignature { tree_size, reason } => {
                 write!(f, "the checkpoint at {tree_size} records is not validly signed: {reason}")
+            }
+            Problem::BadKeyRotation { seq } => {
+                write!(f, "record {seq} announces a key rotation that is not signed by both keys")
             }
         }
     }
@@ -77,9 +82,14 @@ impl Report {
 #[derive(Debug)]
 pub struct Verifier {
     problems: Vec<Problem>,
+    /// Every checkpoint, to check once all keys are known.
+    checkpoints: Vec<Checkpoint>,
     /// Checkpoints not reached yet, largest first (popped from the end).
     pending: Vec<Checkpoint>,
-    checkpoints: usize,
+    /// Keys trusted from the start.
+    keys: Vec<PublicKey>,
+    /// Valid key rotations found in the log.
+    rotations: Vec<KeyRotation>,
     tree: CompactTree,
     expected: u64,
     prev_hash: Hash,
@@ -88,27 +98,40 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier of a log whose `checkpoints` must verify with one of
-    /// `keys`.
+    /// `keys`, or with a key the log's rotations link to one of them.
     pub fn new(checkpoints: &[Checkpoint], keys: &[PublicKey]) -> Verifier {
-        let mut problems = Vec::new();
         let mut pending: Vec<Checkpoint> = checkpoints.to_vec();
         pending.sort_by_key(|checkpoint| std::cmp::Reverse(checkpoint.tree_size));
-        for checkpoint in pending.iter().rev() {
-            if let Err(error) = checkpoint.verify(keys) {
-                problems.push(Problem::BadSignature {
-                    tree_size: checkpoint.tree_size,
-                    reason: error.to_string(),
-                });
-            }
-        }
         Verifier {
-            problems,
-            checkpoints: pending.len(),
+            problems: Vec::new(),
+            checkpoints: pending.iter().rev().cloned().collect(),
             pending,
+            keys: keys.to_vec(),
+            rotations: Vec::new(),
             tree: CompactTree::new(),
             expected: 1,
             prev_hash: GENESIS,
             last_seq: 0,
+        }
+    }
+
+    /// The trusted keys with every key a valid rotation links to them.
+    fn all_keys(&self) -> Vec<PublicKey> {
+        let mut keys = self.keys.clone();
+        loop {
+            let before = keys.len();
+            for rotation in &self.rotations {
+                let (old, new) = (rotation.old_key(), rotation.new_key());
+                let (knows_old, knows_new) = (keys.contains(&old), keys.contains(&new));
+                if knows_old && !knows_new {
+                    keys.push(new);
+                } else if knows_new && !knows_old {
+                    keys.push(old);
+                }
+            }
+            if keys.len() == before {
+                return keys;
+            }
         }
     }
 
@@ -132,6 +155,12 @@ impl Verifier {
         if record.prev_hash != self.prev_hash {
             self.problems.push(Problem::BrokenLink { seq: record.seq });
         }
+        if record.action == crate::record::Action::KeyRotation.as_str() {
+            match serde_json::from_value::<KeyRotation>(record.details.clone()) {
+                Ok(rotation) if rotation.is_valid() => self.rotations.push(rotation),
+                _ => self.problems.push(Problem::BadKeyRotation { seq: record.seq }),
+            }
+        }
         self.tree.push(leaf);
         while self
             .pending
@@ -153,6 +182,15 @@ impl Verifier {
 
     /// The report, once every record was pushed.
     pub fn finish(mut self) -> Report {
+        let keys = self.all_keys();
+        for checkpoint in &self.checkpoints {
+            if let Err(error) = checkpoint.verify(&keys) {
+                self.problems.push(Problem::BadSignature {
+                    tree_size: checkpoint.tree_size,
+                    reason: error.to_string(),
+                });
+            }
+        }
         while let Some(checkpoint) = self.pending.pop() {
             self.problems.push(Problem::CheckpointBeyondLog {
                 tree_size: checkpoint.tree_size,
@@ -162,7 +200,7 @@ impl Verifier {
         Report {
             records: self.tree.size(),
             last_seq: self.last_seq,
-            checkpoints: self.checkpoints,
+            checkpoints: self.checkpoints.len(),
             root_hash: self.tree.root(),
             problems: self.problems,
         }

@@ -163,3 +163,77 @@ fn each_tampering_is_named() {
         reason: "the signature does not match".to_owned()
     }));
 }
+
+/// A log whose key changes after record 4: checkpoints at 4 (old key) and
+/// at 8 (new key), the rotation at record 5.
+fn rotated_log(
+    old: &AuditKey,
+    new: &AuditKey,
+    rotation: civitas_audit::KeyRotation,
+) -> (Vec<Record>, Vec<Checkpoint>) {
+    let mut records = Vec::new();
+    let mut prev = GENESIS;
+    let mut tree = CompactTree::new();
+    let mut checkpoints = Vec::new();
+    for seq in 1..=8 {
+        let mut entry = entry(seq);
+        if seq == 5 {
+            entry.action = Action::KeyRotation;
+            entry.actor_kind = ActorKind::System;
+            entry.details = serde_json::to_value(&rotation).unwrap();
+        }
+        let record = Record::chain(seq, entry, prev);
+        prev = record.hash;
+        tree.push(record.leaf_hash());
+        if seq == 4 {
+            checkpoints.push(Checkpoint::sign(old, seq, tree.root(), record.at));
+        }
+        if seq == 8 {
+            checkpoints.push(Checkpoint::sign(new, seq, tree.root(), record.at));
+        }
+        records.push(record);
+    }
+    (records, checkpoints)
+}
+
+#[test]
+fn a_rotated_key_is_trusted_through_the_rotation_either_way() {
+    let old = AuditKey::generate();
+    let new = AuditKey::generate();
+    let (records, checkpoints) = rotated_log(&old, &new, civitas_audit::KeyRotation::sign(&old, &new));
+    for trusted in [old.public(), new.public()] {
+        let report = verify(records.clone(), &checkpoints, &[trusted]);
+        assert!(report.is_intact(), "{:?}", report.problems);
+    }
+    // A key the rotation does not link to trusts nothing.
+    let stranger = AuditKey::generate();
+    let report = verify(records, &checkpoints, &[stranger.public()]);
+    assert_eq!(report.problems.len(), 2, "{:?}", report.problems);
+    assert!(report
+        .problems
+        .iter()
+        .all(|problem| matches!(problem, Problem::BadSignature { .. })));
+}
+
+#[test]
+fn a_forged_rotation_is_named_and_lends_no_trust() {
+    let old = AuditKey::generate();
+    let new = AuditKey::generate();
+    let forger = AuditKey::generate();
+    // The forger claims to be the old key's successor without the old key.
+    let mut forged = civitas_audit::KeyRotation::sign(&forger, &forger);
+    forged.old_key_id = old.key_id();
+    forged.old_public_key = old.public().public_key;
+    let (records, checkpoints) = rotated_log(&old, &forger, forged);
+    let report = verify(records, &checkpoints, &[old.public()]);
+    assert!(
+        report.problems.contains(&Problem::BadKeyRotation { seq: 5 }),
+        "{:?}",
+        report.problems
+    );
+    assert!(report
+        .problems
+        .iter()
+        .any(|problem| matches!(problem, Problem::BadSignature { tree_size: 8, .. })));
+    let _ = new;
+}
