@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/prerequisites.sh
-python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest jsonschema httpx openapi-spec-validator pyyaml
+python3 -m pip install --quiet --disable-pip-version-check 'openai>=1.40' pytest jsonschema httpx openapi-spec-validator pyyaml 'opentelemetry-proto>=1.30'
 
 # A real OpenID provider (the `oidc-provider` package) for the single
 # sign-on tests, from the lock file.

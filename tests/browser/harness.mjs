@@ -42,6 +42,8 @@ export async function startCivitas() {
     CIVITAS__MODELS__CONTEXT_LENGTH: '2048',
     // Plain HTTP on 127.0.0.1 in the tests.
     CIVITAS__AUTH__SECURE_COOKIES: 'false',
+    // One administrator here: break-glass access opens without a second.
+    CIVITAS__AUDIT__BREAK_GLASS_SECOND_APPROVER: 'false',
   };
   const created = spawnSync(bin, ['admin', 'create', '--email', ADMIN_EMAIL, '--name', 'Jeanne Chief', '--password-stdin'], {
     env,

@@ -298,6 +298,25 @@ test('an admin creates a group, restricts a model, and the member no longer sees
     await page.getByRole('heading', { level: 1, name: link }).waitFor();
     await accessible(page, name);
   }
+  // Break-glass: refused without a person and a reason, then open at once
+  // (this server needs no second approver); the member sees it.
+  await page.getByRole('link', { name: 'Break-glass access', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Break-glass access' }).waitFor();
+  await accessible(page, 'admin-break-glass');
+  await page.getByRole('button', { name: 'Ask for access' }).click();
+  await page.locator('#access-person-error').waitFor();
+  await accessible(page, 'admin-break-glass-error');
+  await page.getByLabel('Person whose conversations you need to read').selectOption({ label: `Carl Clerk (${MEMBER})` });
+  await page.getByLabel('Justification', { exact: true }).fill('Records request PRR-2026-118 from the state archives about case 44-B.');
+  await page.getByRole('button', { name: 'Ask for access' }).click();
+  await page.getByRole('status').filter({ hasText: 'Access is open.' }).waitFor();
+  await page.getByRole('link', { name: "Read Carl Clerk's conversations" }).click();
+  await page.getByRole('heading', { level: 1, name: 'Conversations of Carl Clerk' }).waitFor();
+  await accessible(page, 'admin-break-glass-read');
+  await member.page.goto(`${base}/settings`);
+  await member.page.getByText('PRR-2026-118').waitFor();
+  await accessible(member.page, 'settings-access');
+
   // The audit console (the administrator is a platform administrator).
   await page.getByRole('link', { name: 'Audit', exact: true }).click();
   await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();

@@ -29,6 +29,7 @@ pub struct Config {
     pub workspace: WorkspaceConfig,
     pub audit: AuditConfig,
     pub energy: EnergyConfig,
+    pub telemetry: TelemetryConfig,
     /// Classification levels, lowest first: the banner of every page and
     /// the level of each conversation.
     pub classifications: Vec<ClassificationLevel>,
@@ -142,6 +143,7 @@ impl Default for Config {
             workspace: WorkspaceConfig::default(),
             audit: AuditConfig::default(),
             energy: EnergyConfig::default(),
+            telemetry: TelemetryConfig::default(),
             classifications: default_classifications(),
             providers: Vec::new(),
             prices: Vec::new(),
@@ -162,6 +164,11 @@ pub struct AuditConfig {
     pub checkpoint_every_records: u64,
     /// ...or this many seconds after the last one, if anything was added.
     pub checkpoint_every_seconds: u64,
+    /// A break-glass read of someone's conversations waits for a second
+    /// person's approval (an administrator or auditor of the agency).
+    pub break_glass_second_approver: bool,
+    /// The longest a break-glass access stays open, in minutes.
+    pub break_glass_max_minutes: u32,
 }
 
 impl Default for AuditConfig {
@@ -170,6 +177,37 @@ impl Default for AuditConfig {
             signing_key: String::new(),
             checkpoint_every_records: 1000,
             checkpoint_every_seconds: 300,
+            break_glass_second_approver: true,
+            break_glass_max_minutes: 240,
+        }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry trace export (off unless an endpoint is
+/// set). Spans never carry content.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP traces endpoint of a collector, e.g.
+    /// `http://collector:4318/v1/traces`. Empty: no export.
+    pub otlp_endpoint: String,
+    /// Where the value of the `Authorization` header sent to the collector
+    /// is read from (`env::NAME` or `file::PATH`); empty: none.
+    pub otlp_authorization: String,
+    /// Share of new traces exported, 0 to 1 (a caller's `traceparent`
+    /// decides for its own).
+    pub otlp_sample_ratio: f64,
+    /// `service.name` of the spans.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            otlp_endpoint: String::new(),
+            otlp_authorization: String::new(),
+            otlp_sample_ratio: 1.0,
+            service_name: "civitas".to_owned(),
         }
     }
 }
@@ -737,6 +775,22 @@ impl Config {
             return Err(invalid(
                 "energy.model_parameters",
                 "sizes are billions of parameters, between 0 and 100000",
+            ));
+        }
+        let endpoint = &self.telemetry.otlp_endpoint;
+        if !(endpoint.is_empty() || endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(invalid(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.otlp_sample_ratio) {
+            return Err(invalid("telemetry.otlp_sample_ratio", "must be from 0 to 1"));
+        }
+        if !(1..=10_080).contains(&self.audit.break_glass_max_minutes) {
+            return Err(invalid(
+                "audit.break_glass_max_minutes",
+                "must be from 1 to 10080 (a week)",
             ));
         }
         if self.audit.checkpoint_every_records == 0 {

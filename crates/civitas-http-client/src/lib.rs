@@ -161,6 +161,31 @@ impl HttpClient {
         request.send().await.map_err(transport)
     }
 
+    /// POSTs `body` as `content_type` after the policy check, with an
+    /// `Authorization` header when given; answers the status (the body is
+    /// read, bounded, and dropped).
+    pub async fn post_bytes(
+        &self,
+        url: &str,
+        content_type: &str,
+        authorization: Option<&str>,
+        body: Vec<u8>,
+    ) -> Result<u16, HttpClientError> {
+        let parsed = self.checked(url).await?;
+        let mut request = self
+            .inner
+            .post(parsed)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        self.read_bounded(response).await?;
+        Ok(status)
+    }
+
     /// Reads a response body, refusing more than the client's limit.
     pub async fn read_bounded(&self, mut response: reqwest::Response) -> Result<Vec<u8>, HttpClientError> {
         let mut body = Vec::new();

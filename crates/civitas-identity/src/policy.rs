@@ -33,6 +33,12 @@ pub const LIMIT_MANAGERS: &[Role] = &[AgencyAdmin, FinanceManager];
 pub const USAGE_READERS: &[Role] = &[AgencyAdmin, FinanceManager, Auditor];
 /// Read the agency's audit log (metadata, never content).
 pub const AUDIT_READERS: &[Role] = &[Auditor];
+/// Ask for break-glass access to someone's conversations (and read under
+/// it once open).
+pub const BREAK_GLASS_REQUESTERS: &[Role] = &[AgencyAdmin];
+/// See and decide the agency's break-glass requests (never by the one who
+/// asked).
+pub const BREAK_GLASS_APPROVERS: &[Role] = &[AgencyAdmin, Auditor];
 /// Create and revoke other people's keys.
 pub const KEY_MANAGERS: &[Role] = &[AgencyAdmin, KeyAdmin];
 /// List the agency's keys (never their secrets).

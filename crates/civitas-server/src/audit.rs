@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::Json;
 use civitas_audit::{Action, ActorKind, AuditKey, Checkpoint, CompactTree, Entry, Outcome, PublicKey};
 use civitas_config::{Config, SecretLocation};
@@ -24,6 +25,12 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub struct Auditor {
     pub key: AuditKey,
+    /// The minute each limit last refused a request on this replica: a
+    /// limit hit is recorded once per scope, kind and minute, not once per
+    /// refused request (a client hammering a limit cannot flood the log).
+    limit_hits: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+    /// One proof computed at a time (each reads the log from the start).
+    proofs: tokio::sync::Semaphore,
 }
 
 impl Auditor {
@@ -37,12 +44,32 @@ impl Auditor {
                 .ok_or_else(|| format!("audit.signing_key: nothing found at {location:?}"))?;
             let key = AuditKey::from_text(secret.expose())
                 .ok_or("audit.signing_key: not a base64 Ed25519 seed of 32 bytes")?;
-            return Ok(Auditor { key });
+            return Ok(Auditor::new(key));
         }
         let path = config.data_dir().join("audit-signing-key");
-        Ok(Auditor {
-            key: read_or_create(&path)?,
-        })
+        Ok(Auditor::new(read_or_create(&path)?))
+    }
+
+    pub fn new(key: AuditKey) -> Auditor {
+        Auditor {
+            key,
+            limit_hits: Default::default(),
+            proofs: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    /// Whether `limit` refused nothing yet in the current minute (and
+    /// notes that it now has).
+    pub fn first_limit_hit_this_minute(&self, limit: &str) -> bool {
+        let minute = chrono::Utc::now().timestamp() / 60;
+        let mut hits = self
+            .limit_hits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hits.len() > 10_000 {
+            hits.retain(|_, at| *at == minute);
+        }
+        hits.insert(limit.to_owned(), minute) != Some(minute)
     }
 
     pub fn public_keys(&self) -> Vec<PublicKey> {
@@ -119,6 +146,39 @@ impl Origin {
                 .map(|agent| agent.chars().take(300).collect()),
             request_id: request_id.map(str::to_owned),
         }
+    }
+}
+
+/// The [`Origin`] of the request being handled, as an extractor.
+#[derive(Debug, Clone)]
+pub struct RequestOrigin(pub Origin);
+
+impl axum::extract::FromRequestParts<AppState> for RequestOrigin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(RequestOrigin(Origin::of_parts(
+            state,
+            &parts.headers,
+            &parts.extensions,
+        )))
+    }
+}
+
+impl Origin {
+    /// The origin of a request from its headers and the extensions the
+    /// server put on it (the peer address, the request id).
+    pub fn of_parts(state: &AppState, headers: &HeaderMap, extensions: &axum::http::Extensions) -> Origin {
+        let peer = extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let request_id = extensions
+            .get::<crate::middleware::RequestId>()
+            .map(|id| id.0.as_str());
+        Origin::of(state, headers, peer, request_id)
     }
 }
 
@@ -284,28 +344,58 @@ pub fn start_checkpoints(state: AppState) -> tokio::task::JoinHandle<()> {
             }
             let checkpoint =
                 Checkpoint::sign(&state.auditor.key, tree.size(), tree.root(), civitas_store::now());
-            match state.store.add_checkpoint(&checkpoint).await {
-                Ok(()) => {
-                    signed = tree.size();
+            let details = json!({
+                "tree_size": checkpoint.tree_size,
+                "root_hash": civitas_audit::record::hex_hash::to_hex(&checkpoint.root_hash),
+                "key_id": checkpoint.key_id,
+            });
+            // Stored with its record, by the one replica that adds it.
+            let (added, _) = civitas_store::with_audit(
+                vec![system_entry(Action::Checkpoint, details)],
+                state.store.add_checkpoint(&checkpoint),
+            )
+            .await;
+            match added {
+                Ok(inserted) => {
+                    // The checkpoint's own record needs no checkpoint of
+                    // its own (an idle log is not signed again and again).
+                    signed = tree.size() + u64::from(inserted);
                     last = Instant::now();
                     state.metrics.audit_checkpoint_unix.set(checkpoint.at.timestamp());
-                    let details = json!({
-                        "tree_size": checkpoint.tree_size,
-                        "root_hash": civitas_audit::record::hex_hash::to_hex(&checkpoint.root_hash),
-                        "key_id": checkpoint.key_id,
-                    });
-                    if let Err(error) = state
-                        .store
-                        .append_audit(vec![system_entry(Action::Checkpoint, details)])
-                        .await
-                    {
-                        tracing::error!(%error, "could not record a checkpoint in the audit log");
-                    }
                 }
                 Err(error) => tracing::error!(%error, "could not store an audit checkpoint"),
             }
         }
     })
+}
+
+/// The installation's key and every key its rotations (valid ones, signed
+/// by both keys) name: the keys a checkpoint of this log may carry.
+pub async fn known_public_keys(state: &AppState) -> Result<Vec<PublicKey>, ApiError> {
+    let mut keys = state.auditor.public_keys();
+    let filter = civitas_store::AuditFilter {
+        action: Some(Action::KeyRotation.as_str().to_owned()),
+        ..Default::default()
+    };
+    let rotations = state
+        .store
+        .search_audit(&filter, 1000)
+        .await
+        .map_err(ApiError::storage)?;
+    for record in rotations {
+        let Ok(rotation) = serde_json::from_value::<civitas_audit::KeyRotation>(record.details) else {
+            continue;
+        };
+        if !rotation.is_valid() {
+            continue;
+        }
+        for key in [rotation.old_key(), rotation.new_key()] {
+            if !keys.contains(&key) {
+                keys.push(key);
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// The latest checkpoint with the key that verifies it.
@@ -331,9 +421,8 @@ pub async fn latest_checkpoint(State(state): State<AppState>) -> Result<Json<Pub
         .into_iter()
         .last()
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no checkpoint has been signed yet"))?;
-    let public = state
-        .auditor
-        .public_keys()
+    let public = known_public_keys(&state)
+        .await?
         .into_iter()
         .find(|key| key.key_id == latest.key_id)
         .map(|key| key.public_key)
@@ -348,12 +437,150 @@ pub async fn latest_checkpoint(State(state): State<AppState>) -> Result<Json<Pub
     }))
 }
 
+/// The leaf hashes of records 1 to `size`, read in pages; an error names
+/// a gap or a log shorter than `size`.
+pub async fn leaf_hashes(store: &dyn Store, size: u64) -> Result<Vec<civitas_audit::Hash>, String> {
+    const PAGE: u32 = 10_000;
+    let mut leaves = Vec::with_capacity(size.min(10_000_000) as usize);
+    while (leaves.len() as u64) < size {
+        let page = store
+            .audit_records(leaves.len() as u64 + 1, PAGE)
+            .await
+            .map_err(|error| error.to_string())?;
+        if page.is_empty() {
+            break;
+        }
+        for record in page {
+            if leaves.len() as u64 >= size {
+                break;
+            }
+            if record.seq != leaves.len() as u64 + 1 {
+                return Err(format!(
+                    "the log has a gap before record {}; run `civitas audit verify`",
+                    record.seq
+                ));
+            }
+            leaves.push(record.leaf_hash());
+        }
+    }
+    if (leaves.len() as u64) < size {
+        return Err(format!(
+            "the log holds {} records, fewer than {size}",
+            leaves.len()
+        ));
+    }
+    Ok(leaves)
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The tree size of a checkpoint pinned earlier.
+    pub from: u64,
+    /// The tree size of a later checkpoint (default: the latest).
+    pub to: Option<u64>,
+}
+
+/// Proof that the log signed at `from` records is a prefix of the log
+/// signed at `to`: nothing was changed or removed in between.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsistencyAnswer {
+    pub from: PublishedCheckpoint,
+    pub to: PublishedCheckpoint,
+    /// RFC 6962 consistency proof (SHA-256 hashes, hex), from `from` to `to`.
+    pub proof: Vec<String>,
+}
+
+#[utoipa::path(get, path = "/v1/audit/checkpoints/consistency", operation_id = "getAuditConsistencyProof", tag = "audit",
+    summary = "RFC 6962 consistency proof between two signed checkpoints: the later log extends the earlier one",
+    params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyAnswer),
+        (status = 400, description = "invalid_parameter", body = civitas_types::ErrorBody),
+        (status = 404, description = "not_found: no checkpoint of that size", body = civitas_types::ErrorBody),
+        (status = 429, description = "queue_full: another proof is being computed", body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn consistency(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<ConsistencyQuery>,
+) -> Result<Json<ConsistencyAnswer>, ApiError> {
+    let checkpoints = state.store.checkpoints().await.map_err(ApiError::storage)?;
+    let find = |size: u64, param: &str| {
+        checkpoints
+            .iter()
+            .find(|checkpoint| checkpoint.tree_size == size)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::NotFound,
+                    format!("no checkpoint covers exactly {size} records"),
+                )
+                .with_param(param)
+            })
+    };
+    let to = match query.to {
+        Some(size) => find(size, "to")?,
+        None => checkpoints
+            .last()
+            .cloned()
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "no checkpoint has been signed yet"))?,
+    };
+    if query.from == 0 || query.from > to.tree_size {
+        return Err(ApiError::invalid(
+            "from",
+            "from must be from 1 to the later checkpoint's size",
+        ));
+    }
+    let from = find(query.from, "from")?;
+    let _permit = state.auditor.proofs.try_acquire().map_err(|_| {
+        let mut busy = ApiError::new(
+            ErrorCode::QueueFull,
+            "another proof is being computed; retry in a moment",
+        );
+        busy.retry_after_seconds = Some(1);
+        busy
+    })?;
+    let leaves = leaf_hashes(state.store.as_ref(), to.tree_size)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "a consistency proof could not read the log");
+            ApiError::new(
+                ErrorCode::StorageUnavailable,
+                "the audit log cannot be read whole; an auditor should run `civitas audit verify`",
+            )
+        })?;
+    let from_size = usize::try_from(from.tree_size).map_err(|_| ApiError::internal())?;
+    let proof = civitas_audit::merkle::consistency_proof(&leaves, from_size);
+    let keys = known_public_keys(&state).await?;
+    let publish = |checkpoint: Checkpoint| PublishedCheckpoint {
+        public_key: keys
+            .iter()
+            .find(|key| key.key_id == checkpoint.key_id)
+            .map(|key| key.public_key.clone())
+            .unwrap_or_default(),
+        tree_size: checkpoint.tree_size,
+        root_hash: civitas_audit::record::hex_hash::to_hex(&checkpoint.root_hash),
+        at: checkpoint.at,
+        key_id: checkpoint.key_id,
+        signature: checkpoint.signature,
+    };
+    Ok(Json(ConsistencyAnswer {
+        from: publish(from),
+        to: publish(to),
+        proof: proof
+            .iter()
+            .map(civitas_audit::record::hex_hash::to_hex)
+            .collect(),
+    }))
+}
+
 /// What a change on `route` is, for the audit log (`None`: not recorded
 /// here — model calls are recorded with their request record).
 fn action_for(route: &str, method: &axum::http::Method) -> Option<Action> {
     use axum::http::Method;
     Some(match route {
         "/v1/chat/completions" | "/v1/embeddings" => return None,
+        // Recorded by their handlers, with the justification.
+        route if route.starts_with("/api/admin/agencies/{agency_id}/break-glass") => return None,
         "/auth/logout" => Action::SignOut,
         "/auth/logout-all" => Action::SessionsRevoked,
         "/auth/totp/setup" | "/auth/totp/confirm" => Action::SecondFactor,
@@ -373,6 +600,77 @@ fn action_for(route: &str, method: &axum::http::Method) -> Option<Action> {
         "/api/admin/agencies/{agency_id}/people/{person_id}/sessions" => Action::SessionsRevoked,
         _ => Action::AdminChange,
     })
+}
+
+/// Field names whose values never reach the audit log.
+fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["password", "secret", "token", "totp", "credential", "private"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+/// `value` with every secret field's value replaced by `"***"`.
+fn masked(value: Value) -> Value {
+    match value {
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = if is_secret_field(&name) && !value.is_null() {
+                        json!("***")
+                    } else {
+                        masked(value)
+                    };
+                    (name, value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(masked).collect()),
+        other => other,
+    }
+}
+
+/// What an administration change on `route` is about to alter, read
+/// before it runs (people, their groups and roles, a group's models, a
+/// scope's limits); `None` for creations and anything else.
+async fn state_before(state: &AppState, route: &str, path: &str, asked: Option<&Value>) -> Option<Value> {
+    let parts: Vec<&str> = path.strip_prefix("/api/admin/agencies/")?.split('/').collect();
+    let agency_id = *parts.first()?;
+    let store = state.store.as_ref();
+    match route {
+        "/api/admin/agencies/{agency_id}/people/{person_id}"
+        | "/api/admin/agencies/{agency_id}/people/{person_id}/groups"
+        | "/api/admin/agencies/{agency_id}/people/{person_id}/roles" => {
+            let person = store.get_person(parts.get(2)?).await.ok()??;
+            if person.agency_id != agency_id {
+                return None;
+            }
+            let grants = store.grants(&person.id).await.ok()?;
+            Some(json!({
+                "display_name": person.display_name,
+                "status": person.status,
+                "roles": grants.roles,
+                "groups": grants.groups.iter().map(|group| &group.id).collect::<Vec<_>>(),
+            }))
+        }
+        "/api/admin/agencies/{agency_id}/groups/{group_id}/models" => {
+            let group = store.get_group(agency_id, parts.get(2)?).await.ok()??;
+            Some(json!({ "models": group.models }))
+        }
+        "/api/admin/agencies/{agency_id}/limits" => {
+            let scope = asked?.get("scope")?.as_str()?;
+            let limits = store.list_limits(agency_id).await.ok()?;
+            Some(
+                limits
+                    .into_iter()
+                    .find(|limits| limits.scope == scope)
+                    .and_then(|limits| serde_json::to_value(limits).ok())
+                    .unwrap_or(Value::Null),
+            )
+        }
+        _ => None,
+    }
 }
 
 /// Records every change made through the API (administration, SCIM, keys,
@@ -399,17 +697,38 @@ pub async fn record_changes(
     let Some(principal) = request.extensions().get::<Principal>().cloned() else {
         return next.run(request).await;
     };
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    let request_id = request
-        .extensions()
-        .get::<crate::middleware::RequestId>()
-        .map(|id| id.0.clone());
-    let origin = Origin::of(&state, request.headers(), peer, request_id.as_deref());
-    let details = json!({ "method": request.method().as_str(), "route": route });
-    let target = Some(request.uri().path().to_owned());
+    let origin = Origin::of_parts(&state, request.headers(), request.extensions());
+    let mut details = json!({ "method": request.method().as_str(), "route": route });
+    let path = request.uri().path().to_owned();
+    // An administration change keeps what it changed: the state before
+    // and what was asked (secrets masked).
+    let request = if action == Action::AdminChange
+        && (route.starts_with("/api/admin/") || route.starts_with("/scim/"))
+    {
+        let (parts, body) = request.into_parts();
+        let limit = state.config.server.max_body_bytes as usize;
+        let bytes = match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!("the request body is larger than the limit of {limit} bytes"),
+                )
+                .into_response()
+            }
+        };
+        let asked = serde_json::from_slice::<Value>(&bytes).ok().map(masked);
+        if let Some(before) = state_before(&state, &route, &path, asked.as_ref()).await {
+            details["before"] = before;
+        }
+        if let Some(asked) = asked {
+            details["after"] = asked;
+        }
+        axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))
+    } else {
+        request
+    };
+    let target = Some(path);
     let mut change = entry(&principal, &origin, action, target, Outcome::Success, details);
     // A change to an agency belongs to that agency's log (its auditors see
     // it), whoever made it.

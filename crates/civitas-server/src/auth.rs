@@ -123,6 +123,7 @@ async fn from_key(
     token: &str,
     address: Option<IpAddr>,
     scim_route: bool,
+    origin: impl FnOnce() -> crate::audit::Origin,
 ) -> Result<(Principal, i64), ApiError> {
     let holder = state
         .store
@@ -169,8 +170,28 @@ async fn from_key(
     {
         let store = state.store.clone();
         let id = key.id.clone();
+        // The first use of a key is an audit event, written with the
+        // first `last_used_at` (only one of two racing first uses is).
+        let first_use = key.last_used_at.is_none().then(|| {
+            let mut record = crate::audit::entry_by(
+                civitas_audit::ActorKind::Key,
+                holder.person.id.clone(),
+                &origin(),
+                civitas_audit::Action::KeyFirstUsed,
+                civitas_audit::Outcome::Success,
+                serde_json::json!({ "prefix": key.prefix, "kind": key.kind }),
+            );
+            record.agency_id = Some(key.agency_id.clone());
+            record.target = Some(format!("key:{}", key.id));
+            record
+        });
         tokio::spawn(async move {
-            if let Err(error) = store.touch_api_key(&id, civitas_store::now()).await {
+            let (touched, _) = civitas_store::with_audit(
+                first_use.into_iter().collect(),
+                store.touch_api_key(&id, civitas_store::now()),
+            )
+            .await;
+            if let Err(error) = touched {
                 tracing::warn!(%error, "could not record a key's last use");
             }
         });
@@ -240,7 +261,11 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     let resolved = if let Some(token) = bearer(&request).map(str::to_owned) {
         let scim_route = request.uri().path().starts_with("/scim/");
         let address = client_address(&request, &state.config.server.trusted_proxies);
-        from_key(&state, &token, address, scim_route).await
+        // Only references to the parts that are shared between threads
+        // (the body is not), so that the future stays `Send`.
+        let (headers, extensions) = (request.headers(), request.extensions());
+        let origin = || crate::audit::Origin::of_parts(&state, headers, extensions);
+        from_key(&state, &token, address, scim_route, origin).await
     } else if let Some(token) = cookie(request.headers(), SESSION_COOKIE) {
         let token = token.to_owned();
         let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
@@ -325,6 +350,10 @@ permissions! {
     ReadKeys => policy::KEY_READERS,
     /// Search and export the agency's audit records.
     ReadAudit => policy::AUDIT_READERS,
+    /// Ask for break-glass access and read under it.
+    RequestBreakGlass => policy::BREAK_GLASS_REQUESTERS,
+    /// List and decide break-glass requests.
+    ApproveBreakGlass => policy::BREAK_GLASS_APPROVERS,
 }
 
 /// The caller may act on the agency named by the `{agency_id}` path

@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod break_glass;
 pub mod energy;
 pub mod error;
 pub mod extract;
@@ -24,6 +25,7 @@ pub mod recorder;
 pub mod routes;
 pub mod sso;
 pub mod state;
+pub mod telemetry;
 pub mod web;
 
 use std::future::{Future, IntoFuture};
@@ -167,6 +169,16 @@ fn routes_and_document() -> (
         .routes(routes!(routes::audit::search))
         .routes(routes!(routes::audit::export))
         .routes(routes!(routes::audit::status))
+        .routes(routes!(
+            routes::break_glass::list_requests,
+            routes::break_glass::request
+        ))
+        .routes(routes!(routes::break_glass::approve))
+        .routes(routes!(routes::break_glass::refuse))
+        .routes(routes!(routes::break_glass::conversations))
+        .routes(routes!(routes::break_glass::conversation))
+        .routes(routes!(routes::break_glass::about_me))
+        .routes(routes!(audit::consistency))
         .routes(routes!(routes::scim::list_users, routes::scim::create_user))
         .routes(routes!(
             routes::scim::get_user,
@@ -252,6 +264,8 @@ pub enum ServerError {
     Identity(civitas_identity::provision::ProvisionError),
     #[error("audit log: {0}")]
     Audit(String),
+    #[error("trace export: {0}")]
+    Telemetry(String),
 }
 
 /// The models a server answers with.
@@ -322,6 +336,8 @@ impl Application {
         let config_for_energy = config.clone();
         let prices = limits::PriceTable::new(&config.prices);
         let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store), prices);
+        let (telemetry, _telemetry_task) =
+            telemetry::Telemetry::start(&config.telemetry).map_err(ServerError::Telemetry)?;
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -334,6 +350,7 @@ impl Application {
             identity_cache: Arc::default(),
             generations: Arc::default(),
             auditor: Arc::new(auditor),
+            telemetry: Arc::new(telemetry),
             energy: Arc::new(energy::EnergyModel::new(&config_for_energy)),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),
@@ -465,9 +482,8 @@ mod tests {
             metrics: Arc::new(Metrics::default()),
             identity_cache: Arc::default(),
             generations: Arc::default(),
-            auditor: Arc::new(audit::Auditor {
-                key: civitas_audit::AuditKey::generate(),
-            }),
+            auditor: Arc::new(audit::Auditor::new(civitas_audit::AuditKey::generate())),
+            telemetry: Arc::new(telemetry::Telemetry::disabled()),
             energy: Arc::default(),
             recorder,
             shutting_down: Arc::new(AtomicBool::new(false)),

@@ -79,6 +79,7 @@ pub async fn admit(
     state: &AppState,
     principal: &civitas_identity::Principal,
     caller: Caller,
+    origin: &crate::audit::Origin,
 ) -> Result<Caller, ApiError> {
     let scopes = principal.limit_scopes();
     let limits = state
@@ -94,8 +95,42 @@ pub async fn admit(
             charge: Arc::new(limits.into_iter().map(|limit| limit.scope).collect()),
             ..caller
         }),
-        Ok(Err(hit)) => Err(refusal(&hit)),
+        Ok(Err(hit)) => {
+            record_hit(state, principal, origin, &hit).await;
+            Err(refusal(&hit))
+        }
         Err(error) => Err(ApiError::storage(error)),
+    }
+}
+
+/// Records a limit's refusal in the audit log, once per limit and minute
+/// on this replica (the refusal stands if the record cannot be written).
+async fn record_hit(
+    state: &AppState,
+    principal: &civitas_identity::Principal,
+    origin: &crate::audit::Origin,
+    hit: &LimitHit,
+) {
+    if !state
+        .auditor
+        .first_limit_hit_this_minute(&format!("{}|{}", hit.scope, hit.kind.as_str()))
+    {
+        return;
+    }
+    let record = crate::audit::entry(
+        principal,
+        origin,
+        civitas_audit::Action::LimitHit,
+        Some(format!("limit:{}", hit.scope)),
+        civitas_audit::Outcome::Denied,
+        serde_json::json!({
+            "kind": hit.kind.as_str(),
+            "scope": hit.scope,
+            "retry_after_seconds": hit.retry_after_seconds,
+        }),
+    );
+    if let Err(error) = state.store.append_audit(vec![record]).await {
+        tracing::error!(%error, "could not record a limit hit in the audit log");
     }
 }
 
@@ -107,7 +142,8 @@ pub async fn enforce(State(state): State<AppState>, mut request: Request, next: 
     ) else {
         return ApiError::internal().into_response();
     };
-    match admit(&state, principal, caller).await {
+    let origin = crate::audit::Origin::of_parts(&state, request.headers(), request.extensions());
+    match admit(&state, principal, caller, &origin).await {
         Ok(charged) => {
             request.extensions_mut().insert(charged);
             next.run(request).await

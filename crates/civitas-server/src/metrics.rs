@@ -38,6 +38,8 @@ pub struct Metrics {
     slots_total: Gauge<i64, AtomicI64>,
     /// When the last audit checkpoint was signed (Unix seconds).
     pub audit_checkpoint_unix: Gauge<i64, AtomicI64>,
+    /// Spans the trace exporter dropped (set from it at each scrape).
+    pub trace_spans_dropped: Gauge<i64, AtomicI64>,
     /// Time to chain and insert audit records (inside their transaction).
     pub audit_append: Histogram,
 }
@@ -109,6 +111,12 @@ impl Default for Metrics {
             "When this server last signed an audit checkpoint (its age: now minus this)",
             audit_checkpoint_unix.clone(),
         );
+        let trace_spans_dropped = Gauge::<i64, AtomicI64>::default();
+        registry.register(
+            "trace_spans_dropped",
+            "Trace spans dropped because the collector could not keep up",
+            trace_spans_dropped.clone(),
+        );
         let audit_append = Histogram::new([
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
         ]);
@@ -120,6 +128,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             audit_checkpoint_unix,
+            trace_spans_dropped,
             audit_append,
             requests,
             latency,

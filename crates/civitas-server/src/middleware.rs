@@ -71,6 +71,14 @@ impl Caller {
     }
 }
 
+/// Now, in nanoseconds since the Unix epoch.
+fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 fn acceptable_request_id(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 128
@@ -93,6 +101,12 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .unwrap_or_else(|| format!("req_{}", uuid::Uuid::now_v7().simple()));
     request.extensions_mut().insert(RequestId(request_id.clone()));
     request.extensions_mut().insert(RequestStart(started));
+    let trace = state.telemetry.enabled().then(|| {
+        (
+            crate::telemetry::TraceContext::of_request(request.headers(), state.telemetry.sample_ratio()),
+            unix_nanos(),
+        )
+    });
     let method = request.method().clone();
     let mut response = next.run(request).await;
     let route = response
@@ -129,6 +143,22 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
         .latency
         .get_or_create(&RouteLabels { route: route.clone() })
         .observe(elapsed.as_secs_f64());
+    if let Some((context, start_unix_nanos)) = trace {
+        use crate::telemetry::Value;
+        state.telemetry.emit(crate::telemetry::Span {
+            context,
+            name: format!("{method} {route}"),
+            start_unix_nanos,
+            end_unix_nanos: start_unix_nanos + elapsed.as_nanos() as u64,
+            attributes: vec![
+                ("http.request.method", Value::Text(method.to_string())),
+                ("http.route", Value::Text(route.clone())),
+                ("http.response.status_code", Value::Int(i64::from(status))),
+                ("civitas.request_id", Value::Text(request_id.clone())),
+            ],
+            error: status >= 500,
+        });
+    }
     if method != Method::GET || status >= 400 {
         tracing::info!(
             request_id = %request_id,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub recorder: RequestRecorder,
     /// Energy and emissions estimates of model use.
     pub energy: Arc<crate::energy::EnergyModel>,
+    /// Trace export (disabled unless configured).
+    pub telemetry: Arc<crate::telemetry::Telemetry>,
     /// The audit log's signing key.
     pub auditor: Arc<crate::audit::Auditor>,
     /// Answers being written into workspace conversations.

@@ -91,8 +91,10 @@ pub trait AuditStore {
     /// The last sequence number (0 when empty) and its hash.
     async fn audit_head(&self) -> StoreResult<(u64, civitas_audit::Hash)>;
 
-    /// Stores a checkpoint; one with the same tree size is kept as it was.
-    async fn add_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<()>;
+    /// Stores a checkpoint, with the audit records pending, and answers
+    /// `true`; one with the same tree size is kept as it was (`false`, and
+    /// nothing pending is written).
+    async fn add_checkpoint(&self, checkpoint: &Checkpoint) -> StoreResult<bool>;
 
     /// Every checkpoint, smallest tree first.
     async fn checkpoints(&self) -> StoreResult<Vec<Checkpoint>>;

@@ -324,6 +324,37 @@ pub struct UsageRow {
     pub cost_micros: i64,
 }
 
+/// Which request records a usage report sums (all filters together).
+#[derive(Debug, Clone)]
+pub struct UsageFilter {
+    pub agency_id: Option<String>,
+    pub person_id: Option<String>,
+    pub key_id: Option<String>,
+    pub model: Option<String>,
+    /// Requests of the group's members (as they are now).
+    pub group_id: Option<String>,
+    pub since: DateTime<Utc>,
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// What a usage report is broken down by (always also by model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageDimension {
+    Model,
+    /// The UTC day, `YYYY-MM-DD`.
+    Day,
+    Person,
+    /// The API key; `""` for the workspace (a session).
+    Key,
+}
+
+/// Usage of one model within one value of the dimension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageGroupRow {
+    pub group: String,
+    pub usage: UsageRow,
+}
+
 /// Whose usage to sum.
 #[derive(Debug, Clone)]
 pub enum UsageOwner {
@@ -455,7 +486,10 @@ pub trait IdentityStore: Send + Sync {
     async fn list_api_keys(&self, agency_id: &str, person_id: Option<&str>) -> StoreResult<Vec<ApiKey>>;
     /// Returns `false` when there is no such key in the agency.
     async fn revoke_api_key(&self, agency_id: &str, key_id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
-    async fn touch_api_key(&self, key_id: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Notes that the key was used at `at`. The first use commits with
+    /// the audit records pending (`key.first_used`) and answers `true`;
+    /// later uses write no record and answer `false`.
+    async fn touch_api_key(&self, key_id: &str, at: DateTime<Utc>) -> StoreResult<bool>;
 
     async fn create_session(&self, session: &Session) -> StoreResult<()>;
     async fn find_session(&self, id_hash: &str) -> StoreResult<Option<Session>>;
@@ -488,7 +522,29 @@ pub trait IdentityStore: Send + Sync {
     ) -> StoreResult<()>;
     async fn usage_counters(&self, scopes: &[String]) -> StoreResult<Vec<UsageCounter>>;
     /// Usage per model since `since`, from request records.
-    async fn usage_summary(&self, owner: &UsageOwner, since: DateTime<Utc>) -> StoreResult<Vec<UsageRow>>;
+    async fn usage_summary(&self, owner: &UsageOwner, since: DateTime<Utc>) -> StoreResult<Vec<UsageRow>> {
+        let (agency_id, person_id) = match owner {
+            UsageOwner::Agency(id) => (Some(id.clone()), None),
+            UsageOwner::Person(id) => (None, Some(id.clone())),
+        };
+        let filter = UsageFilter {
+            agency_id,
+            person_id,
+            key_id: None,
+            model: None,
+            group_id: None,
+            since,
+            until: None,
+        };
+        let rows = self.usage_breakdown(&filter, UsageDimension::Model).await?;
+        Ok(rows.into_iter().map(|row| row.usage).collect())
+    }
+    /// Usage matching `filter` per value of `by` and model, ordered by both.
+    async fn usage_breakdown(
+        &self,
+        filter: &UsageFilter,
+        by: UsageDimension,
+    ) -> StoreResult<Vec<UsageGroupRow>>;
 }
 
 #[cfg(test)]

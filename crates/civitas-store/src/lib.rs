@@ -12,16 +12,19 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 pub mod audit;
+pub mod break_glass;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod identity;
 mod sql_audit;
+mod sql_break_glass;
 mod sql_identity;
 mod sql_impl;
 mod sql_workspace;
 pub mod workspace;
 
 pub use audit::{with_audit, AuditFilter, AuditStore};
+pub use break_glass::{BreakGlass, BreakGlassStatus, BreakGlassStore, NewBreakGlass};
 // For the SQL macros expanded in the database crates.
 #[doc(hidden)]
 pub use civitas_audit;
@@ -123,7 +126,9 @@ pub struct RequestRecord {
 
 /// The storage of one installation.
 #[async_trait]
-pub trait Store: IdentityStore + WorkspaceStore + AuditStore + Send + Sync + 'static {
+pub trait Store:
+    IdentityStore + WorkspaceStore + AuditStore + BreakGlassStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

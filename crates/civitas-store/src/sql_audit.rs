@@ -238,8 +238,9 @@ impl $crate::AuditStore for $store {
         Ok((u64::try_from(seq).unwrap_or_default(), hash))
     }
 
-    async fn add_checkpoint(&self, checkpoint: &$crate::civitas_audit::Checkpoint) -> $crate::StoreResult<()> {
-        sqlx::query(
+    async fn add_checkpoint(&self, checkpoint: &$crate::civitas_audit::Checkpoint) -> $crate::StoreResult<bool> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let added = sqlx::query(
             "INSERT INTO audit_checkpoints (tree_size, root_hash, at, key_id, signature)
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
         )
@@ -248,10 +249,17 @@ impl $crate::AuditStore for $store {
         .bind(checkpoint.at)
         .bind(&checkpoint.key_id)
         .bind(&checkpoint.signature)
-        .execute(&self.pool)
+        .execute(&mut *transaction)
         .await
-        .map_err(sql_unavailable)?;
-        Ok(())
+        .map_err(sql_unavailable)?
+        .rows_affected()
+            > 0;
+        if added {
+            Self::sql_finish(transaction).await?;
+        } else {
+            transaction.commit().await.map_err(sql_unavailable)?;
+        }
+        Ok(added)
     }
 
     async fn checkpoints(&self) -> $crate::StoreResult<Vec<$crate::civitas_audit::Checkpoint>> {

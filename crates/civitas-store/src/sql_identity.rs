@@ -977,14 +977,29 @@ impl $crate::IdentityStore for $store {
         Ok(touched.rows_affected() > 0)
     }
 
-    async fn touch_api_key(&self, key_id: &str, at: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<()> {
+    async fn touch_api_key(&self, key_id: &str, at: chrono::DateTime<chrono::Utc>) -> $crate::StoreResult<bool> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        // Of two first uses racing, one finds the key unused.
+        let first = sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1 AND last_used_at IS NULL")
+            .bind(key_id)
+            .bind(at)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?
+            .rows_affected()
+            > 0;
+        if first {
+            Self::sql_finish(transaction).await?;
+            return Ok(true);
+        }
         sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
             .bind(key_id)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
-        Ok(())
+        transaction.commit().await.map_err(sql_unavailable)?;
+        Ok(false)
     }
 
     async fn create_session(&self, session: &$crate::Session) -> $crate::StoreResult<()> {
@@ -1255,36 +1270,68 @@ impl $crate::IdentityStore for $store {
         sql_collect(&rows, sql_counter_from_row)
     }
 
-    async fn usage_summary(
+    async fn usage_breakdown(
         &self,
-        owner: &$crate::UsageOwner,
-        since: chrono::DateTime<chrono::Utc>,
-    ) -> $crate::StoreResult<Vec<$crate::UsageRow>> {
-        let (column, value) = match owner {
-            $crate::UsageOwner::Person(id) => ("actor", id),
-            $crate::UsageOwner::Agency(id) => ("agency_id", id),
+        filter: &$crate::UsageFilter,
+        by: $crate::UsageDimension,
+    ) -> $crate::StoreResult<Vec<$crate::UsageGroupRow>> {
+        let group = match by {
+            $crate::UsageDimension::Model => "model",
+            $crate::UsageDimension::Person => "actor",
+            $crate::UsageDimension::Key => "COALESCE(key_id, '')",
+            $crate::UsageDimension::Day if $crate::Store::backend(self) == "postgres" => {
+                "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            }
+            $crate::UsageDimension::Day => "substr(at, 1, 10)",
         };
-        // `column` is one of two fixed names above, never caller input.
-        let rows = sqlx::query(&format!(
-            "SELECT COALESCE(model, '') AS model, COUNT(*) AS requests,
+        // Every condition is a fixed text; values are bound in order.
+        let mut conditions = vec!["model IS NOT NULL".to_owned(), "at >= $1".to_owned()];
+        let mut values: Vec<&str> = Vec::new();
+        for (condition, value) in [
+            ("agency_id = ?", &filter.agency_id),
+            ("actor = ?", &filter.person_id),
+            ("key_id = ?", &filter.key_id),
+            ("model = ?", &filter.model),
+            (
+                "actor IN (SELECT person_id FROM group_members WHERE group_id = ?)",
+                &filter.group_id,
+            ),
+        ] {
+            if let Some(value) = value {
+                values.push(value);
+                conditions.push(condition.replace('?', &format!("${}", values.len() + 1)));
+            }
+        }
+        if filter.until.is_some() {
+            conditions.push(format!("at < ${}", values.len() + 2));
+        }
+        let sql = format!(
+            "SELECT {group} AS grouped, model, COUNT(*) AS requests,
                  CAST(COALESCE(SUM(prompt_tokens), 0) AS BIGINT) AS prompt_tokens,
                  CAST(COALESCE(SUM(completion_tokens), 0) AS BIGINT) AS completion_tokens,
                  CAST(COALESCE(SUM(cost_micros), 0) AS BIGINT) AS cost_micros
-             FROM request_records WHERE {column} = $1 AND at >= $2 AND model IS NOT NULL
-             GROUP BY model ORDER BY model"
-        ))
-        .bind(value)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql_unavailable)?;
-        let read = |row: &$row| -> Result<$crate::UsageRow, sqlx::Error> {
-            Ok($crate::UsageRow {
-                model: sqlx::Row::try_get(row, "model")?,
-                requests: sqlx::Row::try_get(row, "requests")?,
-                prompt_tokens: sqlx::Row::try_get(row, "prompt_tokens")?,
-                completion_tokens: sqlx::Row::try_get(row, "completion_tokens")?,
-                cost_micros: sqlx::Row::try_get(row, "cost_micros")?,
+             FROM request_records WHERE {}
+             GROUP BY {group}, model ORDER BY grouped, model LIMIT 10000",
+            conditions.join(" AND ")
+        );
+        let mut query = sqlx::query(&sql).bind(filter.since);
+        for value in values {
+            query = query.bind(value);
+        }
+        if let Some(until) = filter.until {
+            query = query.bind(until);
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(sql_unavailable)?;
+        let read = |row: &$row| -> Result<$crate::UsageGroupRow, sqlx::Error> {
+            Ok($crate::UsageGroupRow {
+                group: sqlx::Row::try_get(row, "grouped")?,
+                usage: $crate::UsageRow {
+                    model: sqlx::Row::try_get(row, "model")?,
+                    requests: sqlx::Row::try_get(row, "requests")?,
+                    prompt_tokens: sqlx::Row::try_get(row, "prompt_tokens")?,
+                    completion_tokens: sqlx::Row::try_get(row, "completion_tokens")?,
+                    cost_micros: sqlx::Row::try_get(row, "cost_micros")?,
+                },
             })
         };
         rows.iter().map(read).collect::<Result<_, _>>().map_err(sql_unavailable)

@@ -18,6 +18,7 @@ fn sql_unavailable(error: sqlx::Error) -> $crate::StoreError {
 $crate::impl_sql_identity_store!($store, $db, $row);
 $crate::impl_sql_workspace_store!($store, $db, $row);
 $crate::impl_sql_audit_store!($store, $db, $row);
+$crate::impl_sql_break_glass_store!($store, $db, $row);
 
 fn sql_conversation_from_row(row: &$row) -> Result<$crate::Conversation, sqlx::Error> {
     Ok($crate::Conversation {

@@ -56,6 +56,14 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
         )
         .await;
 
+    // A change of roles, recorded with the state before and what was asked.
+    app.admin(
+        Method::PUT,
+        &format!("/api/admin/agencies/{agency}/people/{}/roles", member.id),
+        Some(&json!({ "roles": ["member", "auditor"] })),
+    )
+    .await;
+
     // Refused and accepted sign-ins.
     let refused = app
         .client
@@ -152,6 +160,26 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
         "{changes:?}"
     );
     assert!(!find(&records, "key.created").is_empty());
+    let roles_changed = changes
+        .iter()
+        .find(|record| {
+            record.target.as_deref()
+                == Some(&format!("/api/admin/agencies/{agency}/people/{}/roles", member.id)[..])
+        })
+        .expect("the change of roles is recorded");
+    assert_eq!(roles_changed.details["before"]["roles"][0]["role"], "member");
+    assert_eq!(roles_changed.details["before"]["groups"], json!([group]));
+    assert_eq!(
+        roles_changed.details["after"]["roles"],
+        json!(["member", "auditor"])
+    );
+    // The person's creation is recorded with what was asked, the password
+    // masked.
+    let created = changes
+        .iter()
+        .find(|record| record.details["after"]["email"] == "clerk@audited.example.gov")
+        .expect("the creation is recorded with its fields");
+    assert_eq!(created.details["after"]["password"], "***");
 
     let denied = find(&records, "policy.denied");
     assert!(
@@ -160,10 +188,18 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
         "{denied:?}"
     );
 
-    let call = records
-        .iter()
-        .find(|record| record.request_id.as_deref() == Some(request_id.as_str()))
-        .expect("the model call is recorded");
+    let of_request = |action: &str| {
+        records.iter().find(|record| {
+            record.request_id.as_deref() == Some(request_id.as_str()) && record.action == action
+        })
+    };
+    // The member's key was used for the first time by that call.
+    let first_use = of_request("key.first_used").expect("the key's first use is recorded");
+    assert_eq!(
+        first_use.target.as_deref(),
+        Some(&format!("key:{}", member.key_id)[..])
+    );
+    let call = of_request("model.call").expect("the model call is recorded");
     assert_eq!(call.action, "model.call");
     assert_eq!(call.actor_id, member.id);
     assert_eq!(call.agency_id.as_deref(), Some(agency.as_str()));
@@ -235,6 +271,9 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
     assert_eq!(provenance["provider"], "civitas");
     assert_eq!(provenance["weights_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(provenance["classification"], "unclassified");
+    assert!(provenance["usage"]["completion_tokens"].as_i64().unwrap() > 0);
+    assert!(provenance["usage"]["energy_microwatt_hours"].as_i64().unwrap() > 0);
+    assert!(provenance["usage"]["emissions_micrograms_co2e"].as_i64().unwrap() > 0);
     let model_calls = app
         .store
         .search_audit(

@@ -246,6 +246,62 @@ fn table() -> Vec<Row> {
             none,
         ),
         row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/break-glass",
+            Agency(policy::BREAK_GLASS_APPROVERS),
+            &[200],
+            none,
+        ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/break-glass",
+            Agency(policy::BREAK_GLASS_REQUESTERS),
+            &[201],
+            |t| {
+                Some(json!({
+                    "person_id": t.person_id,
+                    "justification": "Authorization matrix: a request with a long enough reason.",
+                }))
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/break-glass/{request_id}/approve",
+            Agency(policy::BREAK_GLASS_APPROVERS),
+            &[404],
+            none,
+        ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/break-glass/{request_id}/refuse",
+            Agency(policy::BREAK_GLASS_APPROVERS),
+            &[404],
+            none,
+        ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/break-glass/{request_id}/conversations",
+            Agency(policy::BREAK_GLASS_REQUESTERS),
+            &[404],
+            none,
+        ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/break-glass/{request_id}/conversations/{conversation_id}",
+            Agency(policy::BREAK_GLASS_REQUESTERS),
+            &[404],
+            none,
+        ),
+        row(Method::GET, "/v1/me/break-glass", Anyone, &[200], none),
+        // Without `from`: refused as a bad query, after authentication.
+        row(
+            Method::GET,
+            "/v1/audit/checkpoints/consistency",
+            Anyone,
+            &[400],
+            none,
+        ),
+        row(
             Method::POST,
             "/api/admin/agencies/{agency_id}/scim-token",
             Agency(policy::PEOPLE_MANAGERS),
@@ -289,6 +345,8 @@ fn fill(path: &str, targets: &Targets) -> String {
         .replace("{group_id}", targets.group_id)
         .replace("{person_id}", targets.person_id)
         .replace("{provider}", "no-such-provider")
+        .replace("{request_id}", "no-such-request")
+        .replace("{conversation_id}", "no-such-conversation")
         .replace(
             "{key_id}",
             if own_key {

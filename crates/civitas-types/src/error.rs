@@ -93,6 +93,11 @@ error_codes! {
     AccountPending => ("account_pending", "permission_error", 403),
     /// The caller lacks the role this action needs.
     PermissionDenied => ("permission_denied", "permission_error", 403),
+    /// A break-glass access needs a second person: the one who asked
+    /// cannot approve it, nor the person concerned.
+    SecondApproverRequired => ("second_approver_required", "permission_error", 403),
+    /// The break-glass access is pending, refused or expired.
+    BreakGlassNotOpen => ("break_glass_not_open", "permission_error", 403),
     /// The model exists but the caller's groups (or key) may not use it.
     ModelNotAllowed => ("model_not_allowed", "permission_error", 403),
     /// The requested model is not served by this installation.

@@ -50,6 +50,12 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<()> {
             store.close().await;
             result
         }
+        AuditCommand::RotateKey { out } => {
+            let store = crate::commands::open_store(config).await?;
+            let result = rotate_key(config, store.as_ref(), out).await;
+            store.close().await;
+            result
+        }
         AuditCommand::Consistency { from, to } => {
             let store = crate::commands::open_store(config).await?;
             let result = consistency(store.as_ref(), from, to).await;
@@ -57,6 +63,79 @@ pub async fn run(config: &Config, command: AuditCommand) -> Result<()> {
             result
         }
     }
+}
+
+/// Where the new key goes: `--out`, else the configured key file, else the
+/// data directory's `audit-signing-key`.
+fn key_destination(config: &Config, out: Option<std::path::PathBuf>) -> Result<std::path::PathBuf> {
+    if let Some(out) = out {
+        return Ok(out);
+    }
+    if config.audit.signing_key.is_empty() {
+        return Ok(config.data_dir().join("audit-signing-key"));
+    }
+    match civitas_config::SecretLocation::parse(&config.audit.signing_key).map_err(|error| anyhow!(error))? {
+        civitas_config::SecretLocation::File(path) => Ok(path),
+        civitas_config::SecretLocation::Env(name) => bail!(
+            "audit.signing_key is read from the environment variable {name}; \
+             run with --out FILE, then put that file's content in {name}"
+        ),
+    }
+}
+
+/// Writes `key` to `path` (mode 0600) through a temporary file renamed over
+/// it, so a reader never sees half a key.
+fn write_key(path: &std::path::Path, key: &civitas_audit::AuditKey) -> Result<()> {
+    let parent = path.parent().filter(|parent| !parent.as_os_str().is_empty());
+    if let Some(parent) = parent {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let temporary = path.with_extension(format!("new-{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let written = options
+        .open(&temporary)
+        .and_then(|mut file| {
+            file.write_all(format!("{}\n", key.to_text()).as_bytes())?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error).with_context(|| format!("writing the new key to {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Records a new signing key in the log (signed by the old and the new
+/// key), then puts it in place of the old one. The record comes first: if
+/// the key cannot be written, the old key simply stays in use.
+async fn rotate_key(config: &Config, store: &dyn Store, out: Option<std::path::PathBuf>) -> Result<()> {
+    let destination = key_destination(config, out)?;
+    let old = civitas_server::audit::Auditor::load(config).map_err(|error| anyhow!(error))?;
+    let new = civitas_audit::AuditKey::generate();
+    let rotation = civitas_audit::KeyRotation::sign(&old.key, &new);
+    let details = serde_json::to_value(&rotation).context("encoding the rotation")?;
+    let record = civitas_server::audit::system_entry(Action::KeyRotation, details);
+    let written = store
+        .append_audit(vec![record])
+        .await
+        .context("recording the rotation in the audit log")?;
+    write_key(&destination, &new)?;
+    let seq = written.first().map_or(0, |record| record.seq);
+    println!(
+        "audit key rotated: {} -> {} (audit record {seq}); new key in {}",
+        rotation.old_key_id,
+        rotation.new_key_id,
+        destination.display()
+    );
+    println!("restart every replica so that new checkpoints are signed with the new key");
+    Ok(())
 }
 
 /// The keys to trust: those given, else the installation's.
@@ -220,25 +299,9 @@ async fn export(config: &Config, store: &dyn Store, out: &std::path::Path) -> Re
 
 /// The leaf hashes of records 1 to `size`.
 async fn leaves(store: &dyn Store, size: u64) -> Result<Vec<Hash>> {
-    let mut leaves = Vec::with_capacity(size.min(10_000_000) as usize);
-    let mut broken = None;
-    each_record(store, |record| {
-        if leaves.len() as u64 >= size {
-            return;
-        }
-        if record.seq != leaves.len() as u64 + 1 {
-            broken.get_or_insert(record.seq);
-        }
-        leaves.push(record.leaf_hash());
-    })
-    .await?;
-    if let Some(seq) = broken {
-        bail!("the log has a gap before record {seq}; run `civitas audit verify`");
-    }
-    if (leaves.len() as u64) < size {
-        bail!("the log holds {} records, fewer than {size}", leaves.len());
-    }
-    Ok(leaves)
+    civitas_server::audit::leaf_hashes(store, size)
+        .await
+        .map_err(|error| anyhow!(error))
 }
 
 async fn checkpoint_of(store: &dyn Store, size: Option<u64>) -> Result<(u64, Option<Checkpoint>)> {

@@ -130,6 +130,15 @@ pub enum AuditCommand {
     /// Print the consistency proof (RFC 6962) that the tree of FROM
     /// records is a prefix of the tree of TO records.
     Consistency { from: u64, to: u64 },
+    /// Replace the key that signs checkpoints. The change is recorded in the
+    /// log, signed by both keys, so checkpoints of either key verify with
+    /// the other; restart every replica afterwards to sign with the new key.
+    RotateKey {
+        /// Write the new key here instead of the configured key file (needed
+        /// when `audit.signing_key` is read from the environment).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

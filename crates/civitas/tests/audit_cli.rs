@@ -170,3 +170,68 @@ async fn verify_export_prove_and_find_tampering() {
     assert!(still.status.success(), "{}", text(&still));
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_rotated_key_keeps_every_checkpoint_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let old = AuditKey::generate();
+    std::fs::write(data.join("audit-signing-key"), old.to_text()).unwrap();
+    let url = format!("sqlite://{}", data.join("civitas.db").display());
+    let store = civitas_store_sqlite::SqliteStore::open(&url, 2).await.unwrap();
+    store.append_audit((1..=3).map(entry).collect()).await.unwrap();
+    let sign = |key: &AuditKey, records: &[civitas_audit::Record]| {
+        let mut tree = CompactTree::new();
+        for record in records {
+            tree.push(record.leaf_hash());
+        }
+        Checkpoint::sign(key, tree.size(), tree.root(), civitas_store::now())
+    };
+    let before = store.audit_records(1, 100).await.unwrap();
+    store.add_checkpoint(&sign(&old, &before)).await.unwrap();
+
+    let rotated = civitas(data).args(["audit", "rotate-key"]).output().unwrap();
+    assert!(rotated.status.success(), "{}", text(&rotated));
+    let new = AuditKey::from_text(&std::fs::read_to_string(data.join("audit-signing-key")).unwrap()).unwrap();
+    assert_ne!(new.key_id(), old.key_id());
+    assert!(text(&rotated).contains(&new.key_id()), "{}", text(&rotated));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("audit-signing-key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "the key file is for its owner only");
+    }
+    // The rotation is in the log, and the next checkpoint is the new key's.
+    let all = store.audit_records(1, 100).await.unwrap();
+    let rotation = all
+        .iter()
+        .find(|record| record.action == "audit.key_rotation")
+        .unwrap();
+    assert_eq!(rotation.details["old_key_id"], old.key_id());
+    assert_eq!(rotation.details["new_key_id"], new.key_id());
+    store.add_checkpoint(&sign(&new, &all)).await.unwrap();
+
+    // The installation's (new) key verifies the old key's checkpoint
+    // through the rotation; so does the old key alone, pinned earlier.
+    let verified = civitas(data).args(["audit", "verify"]).output().unwrap();
+    assert!(verified.status.success(), "{}", text(&verified));
+    let pinned = civitas(data)
+        .args(["audit", "verify", "--public-key", &old.public().public_key])
+        .output()
+        .unwrap();
+    assert!(pinned.status.success(), "{}", text(&pinned));
+
+    // With the key in the environment, the new key must go to a file.
+    let from_env = civitas(data)
+        .env("CIVITAS__AUDIT__SIGNING_KEY", "env::CIVITAS_TEST_AUDIT_KEY")
+        .env("CIVITAS_TEST_AUDIT_KEY", new.to_text())
+        .args(["audit", "rotate-key"])
+        .output()
+        .unwrap();
+    assert!(!from_env.status.success());
+    assert!(text(&from_env).contains("--out"), "{}", text(&from_env));
+    store.close().await;
+}

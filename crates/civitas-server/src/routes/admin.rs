@@ -45,7 +45,11 @@ fn not_found(what: &str, id: &str) -> ApiError {
     ApiError::new(ErrorCode::NotFound, format!("no {what} `{id}`"))
 }
 
-async fn person_in(state: &AppState, agency: &Agency, person_id: &str) -> Result<Person, ApiError> {
+pub(crate) async fn person_in(
+    state: &AppState,
+    agency: &Agency,
+    person_id: &str,
+) -> Result<Person, ApiError> {
     state
         .store
         .get_person(person_id)

@@ -123,6 +123,24 @@ pub struct Provenance {
     /// The audit record of the model call: sequence number and hash.
     #[schema(value_type = Object)]
     pub audit: Value,
+    /// Tokens, cost (price table) and the energy and emissions estimate.
+    pub usage: ProvenanceUsage,
+}
+
+/// What an answer used, in whole units so that the signed dossier carries
+/// no floating-point number a verifier could re-encode differently.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProvenanceUsage {
+    pub prompt_tokens: i64,
+    pub completion_tokens: i64,
+    /// From the price table, in millionths of its currency unit.
+    pub cost_micros: i64,
+    /// Estimated energy, microwatt-hours (method in the README).
+    pub energy_microwatt_hours: i64,
+    /// Estimated emissions, micrograms of CO2 equivalent.
+    pub emissions_micrograms_co2e: i64,
+    /// False when the model's size is unknown (its energy counts as 0).
+    pub energy_estimated: bool,
 }
 
 #[utoipa::path(get, path = "/v1/messages/{id}/provenance", operation_id = "getMessageProvenance", tag = "conversations",
@@ -195,7 +213,26 @@ pub async fn provenance(
             .unwrap_or(Value::Null),
         None => Value::Null,
     };
+    let tokens = |name: &str| generation[name].as_i64().unwrap_or(0);
+    let (prompt_tokens, completion_tokens) = (tokens("prompt_tokens"), tokens("completion_tokens"));
+    let model_name = model.as_deref().unwrap_or_default();
+    let estimate = state
+        .energy
+        .estimate(model_name, prompt_tokens, completion_tokens);
+    let usage = ProvenanceUsage {
+        prompt_tokens,
+        completion_tokens,
+        cost_micros: crate::limits::PriceTable::new(&state.config.prices).cost_micros(
+            model.as_deref(),
+            prompt_tokens,
+            completion_tokens,
+        ),
+        energy_microwatt_hours: (estimate.watt_hours * 1e6).round() as i64,
+        emissions_micrograms_co2e: (estimate.grams_co2e * 1e6).round() as i64,
+        energy_estimated: state.energy.knows(model_name),
+    };
     let provenance = Provenance {
+        usage,
         object: "message.provenance".to_owned(),
         message_id: message.id,
         conversation_id: conversation.id,

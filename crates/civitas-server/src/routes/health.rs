@@ -63,6 +63,10 @@ pub async fn metrics(
 ) -> Result<impl IntoResponse, ApiError> {
     civitas_identity::policy::authorize_platform(&principal)
         .map_err(|_| crate::auth::forbidden(&[civitas_identity::Role::PlatformAdmin]))?;
+    state
+        .metrics
+        .trace_spans_dropped
+        .set(i64::try_from(state.telemetry.dropped()).unwrap_or(i64::MAX));
     let body = state.metrics.render(state.chat.as_deref());
     Ok((
         [(

@@ -5,7 +5,7 @@ use axum::extract::{Query, State};
 use axum::Json;
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use civitas_identity::{Credential, Principal};
-use civitas_store::{Agency, Limits, RoleGrant, UsageCounter, UsageOwner, UsageRow};
+use civitas_store::{Agency, Limits, RoleGrant, UsageCounter, UsageDimension, UsageFilter, UsageRow};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{authorize_agency, Authenticated};
@@ -165,6 +165,29 @@ pub struct UsageQuery {
     pub agency_id: Option<String>,
     /// `YYYY-MM-DD` (UTC); default: the first day of the current month.
     pub since: Option<String>,
+    /// `YYYY-MM-DD` (UTC): up to and including this day.
+    pub until: Option<String>,
+    /// Only this person's requests (with `agency_id`; oneself otherwise).
+    pub person_id: Option<String>,
+    /// Only requests made with this API key.
+    pub key_id: Option<String>,
+    /// Only this model.
+    pub model: Option<String>,
+    /// Only requests of this group's members (with `agency_id`).
+    pub group_id: Option<String>,
+    /// Also break the usage down by `day`, `person`, `key` or `model`
+    /// (each line per model too, with its energy): `breakdown`.
+    pub group_by: Option<String>,
+}
+
+/// Usage of one model within one day, person or key.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UsageBreakdownLine {
+    /// The day (`YYYY-MM-DD`), person id, key id (`""`: the workspace) or
+    /// model, as `group_by` asked.
+    pub group: String,
+    #[serde(flatten)]
+    pub usage: UsageLine,
 }
 
 /// Totals over all models.
@@ -204,6 +227,9 @@ pub struct Usage {
     pub since: DateTime<Utc>,
     pub data: Vec<UsageLine>,
     pub total: UsageTotal,
+    /// With `group_by`: the same usage per day, person, key or model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<Vec<UsageBreakdownLine>>,
 }
 
 /// The start of `since` (a date), or of the current month.
@@ -234,23 +260,14 @@ pub fn usage_answer(
     let mut total = UsageTotal::default();
     let mut data = Vec::with_capacity(rows.len());
     for row in rows {
-        let estimate = energy.estimate(&row.model, row.prompt_tokens, row.completion_tokens);
-        total.requests += row.requests;
-        total.prompt_tokens += row.prompt_tokens;
-        total.completion_tokens += row.completion_tokens;
-        total.cost_micros += row.cost_micros;
-        total.energy_wh += estimate.watt_hours;
-        total.emissions_gco2e += estimate.grams_co2e;
-        data.push(UsageLine {
-            energy_estimated: energy.knows(&row.model),
-            model: row.model,
-            requests: row.requests,
-            prompt_tokens: row.prompt_tokens,
-            completion_tokens: row.completion_tokens,
-            cost_micros: row.cost_micros,
-            energy_wh: estimate.watt_hours,
-            emissions_gco2e: estimate.grams_co2e,
-        });
+        let line = usage_line(energy, row);
+        total.requests += line.requests;
+        total.prompt_tokens += line.prompt_tokens;
+        total.completion_tokens += line.completion_tokens;
+        total.cost_micros += line.cost_micros;
+        total.energy_wh += line.energy_wh;
+        total.emissions_gco2e += line.emissions_gco2e;
+        data.push(line);
     }
     Usage {
         object: "usage".to_owned(),
@@ -259,11 +276,27 @@ pub fn usage_answer(
         since,
         data,
         total,
+        breakdown: None,
+    }
+}
+
+/// One model's usage with its energy estimate.
+fn usage_line(energy: &crate::energy::EnergyModel, row: UsageRow) -> UsageLine {
+    let estimate = energy.estimate(&row.model, row.prompt_tokens, row.completion_tokens);
+    UsageLine {
+        energy_estimated: energy.knows(&row.model),
+        model: row.model,
+        requests: row.requests,
+        prompt_tokens: row.prompt_tokens,
+        completion_tokens: row.completion_tokens,
+        cost_micros: row.cost_micros,
+        energy_wh: estimate.watt_hours,
+        emissions_gco2e: estimate.grams_co2e,
     }
 }
 
 #[utoipa::path(get, path = "/v1/usage", operation_id = "getUsage", tag = "identity",
-    summary = "Usage per model since a date: the caller's own, or an agency's",
+    summary = "Usage, cost and energy per model between two dates — the caller's own or an agency's, filtered by person, group, key or model, optionally per day, person or key",
     params(UsageQuery),
     responses((status = 200, body = Usage),
         (status = 400, description = "invalid_parameter", body = civitas_types::ErrorBody),
@@ -277,7 +310,36 @@ pub async fn usage(
     Query(query): Query<UsageQuery>,
 ) -> Result<Json<Usage>, ApiError> {
     let since = parse_since(query.since.as_deref())?;
-    let (owner_type, owner) = match &query.agency_id {
+    let until = match query.until.as_deref() {
+        None => None,
+        Some(day) => Some(
+            parse_since(Some(day)).map_err(|_| ApiError::invalid("until", "use a date as YYYY-MM-DD"))?
+                + chrono::Duration::days(1),
+        ),
+    };
+    let by = match query.group_by.as_deref() {
+        None => None,
+        Some("day") => Some(UsageDimension::Day),
+        Some("person") => Some(UsageDimension::Person),
+        Some("key") => Some(UsageDimension::Key),
+        Some("model") => Some(UsageDimension::Model),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "group_by",
+                "group_by is one of day, person, key and model",
+            ))
+        }
+    };
+    let mut filter = UsageFilter {
+        agency_id: None,
+        person_id: query.person_id.clone(),
+        key_id: query.key_id.clone(),
+        model: query.model.clone(),
+        group_id: query.group_id.clone(),
+        since,
+        until,
+    };
+    let (owner_type, owner_id) = match &query.agency_id {
         Some(agency_id) => {
             authorize_agency(
                 &state,
@@ -286,23 +348,52 @@ pub async fn usage(
                 civitas_identity::policy::USAGE_READERS,
             )
             .await?;
-            ("agency", UsageOwner::Agency(agency_id.clone()))
+            filter.agency_id = Some(agency_id.clone());
+            ("agency", agency_id.clone())
         }
-        None => ("person", UsageOwner::Person(principal.id().to_owned())),
+        None => {
+            if query.person_id.as_deref().is_some_and(|id| id != principal.id()) {
+                return Err(ApiError::invalid(
+                    "person_id",
+                    "someone else's usage is read with agency_id (agency-admin, finance-manager or auditor)",
+                ));
+            }
+            if query.group_id.is_some() {
+                return Err(ApiError::invalid(
+                    "group_id",
+                    "a group's usage is read with agency_id",
+                ));
+            }
+            filter.person_id = Some(principal.id().to_owned());
+            ("person", principal.id().to_owned())
+        }
     };
-    let owner_id = match &owner {
-        UsageOwner::Person(id) | UsageOwner::Agency(id) => id.clone(),
-    };
-    let data = state
+    let per_model = state
         .store
-        .usage_summary(&owner, since)
+        .usage_breakdown(&filter, UsageDimension::Model)
         .await
         .map_err(ApiError::storage)?;
-    Ok(Json(usage_answer(
+    let mut answer = usage_answer(
         &state.energy,
         owner_type,
         &owner_id,
         since,
-        data,
-    )))
+        per_model.into_iter().map(|row| row.usage).collect(),
+    );
+    if let Some(by) = by {
+        let rows = state
+            .store
+            .usage_breakdown(&filter, by)
+            .await
+            .map_err(ApiError::storage)?;
+        answer.breakdown = Some(
+            rows.into_iter()
+                .map(|row| UsageBreakdownLine {
+                    group: row.group,
+                    usage: usage_line(&state.energy, row.usage),
+                })
+                .collect(),
+        );
+    }
+    Ok(Json(answer))
 }

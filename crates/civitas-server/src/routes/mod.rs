@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod break_glass;
 pub mod chat;
 pub mod conversations;
 pub mod embeddings;

@@ -173,7 +173,7 @@ async fn access<P: Permission>(
         .map_err(|error| refused(state, t, principal, &error))
 }
 
-async fn frame(
+pub(super) async fn frame(
     state: &AppState,
     principal: &Principal,
     agency: Agency,
@@ -225,7 +225,7 @@ fn field_error(t: Texts, error: &ApiError, default_field: &str) -> FieldErrors {
 
 /// The language, the signed-in person and their permission `P` on the
 /// agency of a page being read.
-async fn viewing<P: Permission>(
+pub(super) async fn viewing<P: Permission>(
     state: &AppState,
     headers: &HeaderMap,
     query: &AdminQuery,
@@ -238,7 +238,7 @@ async fn viewing<P: Permission>(
 }
 
 /// The same for a form that changes something (its CSRF token checked).
-async fn changing<P: Permission>(
+pub(super) async fn changing<P: Permission>(
     state: &AppState,
     headers: &HeaderMap,
     fields: &Fields,
@@ -255,11 +255,13 @@ pub struct AdminQuery {
     lang: Option<String>,
     done: Option<String>,
     days: Option<u32>,
+    /// The conversation opened under break-glass access.
+    pub conversation: Option<String>,
 }
 
 impl AdminQuery {
     /// The localized text of what was just done.
-    fn done(&self, t: Texts) -> Option<String> {
+    pub(super) fn done(&self, t: Texts) -> Option<String> {
         let id = match self.done.as_deref()? {
             "person-created" => "admin-done-person-created",
             "person-updated" => "admin-done-person-updated",
@@ -269,6 +271,10 @@ impl AdminQuery {
             "key-revoked" => "admin-done-key-revoked",
             "rules-saved" => "admin-done-rules-saved",
             "signed-out" => "admin-done-signed-out",
+            "access-requested" => "admin-done-access-requested",
+            "access-opened" => "admin-done-access-opened",
+            "access-approved" => "admin-done-access-approved",
+            "access-refused" => "admin-done-access-refused",
             _ => return None,
         };
         Some(t.get(id))
@@ -519,7 +525,7 @@ pub async fn approvals(
 /// A form whose fields may repeat (checkboxes), read in order.
 pub type Fields = Vec<(String, String)>;
 
-fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
+pub(super) fn field<'a>(fields: &'a Fields, name: &str) -> &'a str {
     fields
         .iter()
         .find(|(key, _)| key == name)

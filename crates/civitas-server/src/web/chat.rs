@@ -584,7 +584,11 @@ async fn generate(
     mut request: ChatCompletionRequest,
     keep: Keep,
 ) -> Result<Response, ApiError> {
-    let caller = limits::admit(state, principal, Caller::of(principal, version)).await?;
+    let origin = crate::audit::Origin {
+        request_id: Some(request_id.clone()),
+        ..Default::default()
+    };
+    let caller = limits::admit(state, principal, Caller::of(principal, version), &origin).await?;
     let local = state
         .chat
         .as_ref()

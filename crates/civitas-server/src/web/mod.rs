@@ -10,6 +10,7 @@
 
 mod admin;
 mod audit;
+mod break_glass;
 mod chat;
 mod export;
 pub mod i18n;
@@ -157,6 +158,22 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/admin/agencies/{agency_id}/keys/{key_id}/revoke",
             post(admin::revoke_key),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/break-glass",
+            get(break_glass::list).post(break_glass::request),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/break-glass/{request_id}",
+            get(break_glass::read),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/break-glass/{request_id}/approve",
+            post(break_glass::approve),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/break-glass/{request_id}/refuse",
+            post(break_glass::refuse),
         )
         .route("/admin/agencies/{agency_id}/usage", get(admin::usage))
         .route("/admin/agencies/{agency_id}/usage.csv", get(admin::usage_csv))

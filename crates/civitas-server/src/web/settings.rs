@@ -29,6 +29,16 @@ pub struct KeyRow {
     pub revoke_label: String,
 }
 
+/// A break-glass request about the person, as their settings show it.
+pub struct AccessRow {
+    pub requested_by: String,
+    pub justification: String,
+    pub asked: String,
+    pub state: String,
+    pub approved_by: String,
+    pub reads: String,
+}
+
 #[derive(Template)]
 #[template(path = "settings.html")]
 struct SettingsPage {
@@ -41,6 +51,7 @@ struct SettingsPage {
     keys: Vec<KeyRow>,
     created: Option<String>,
     name_error: Option<String>,
+    accesses: Vec<AccessRow>,
 }
 
 #[allow(clippy::too_many_arguments, reason = "what the page shows, one value each")]
@@ -85,6 +96,38 @@ async fn render(
             }
         })
         .collect();
+    let grants = state
+        .store
+        .break_glass_about(principal.id(), 100)
+        .await
+        .unwrap_or_default();
+    let accesses = crate::break_glass::views(state, grants)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|view| {
+            let state_text = super::break_glass::state_of(t, &view);
+            AccessRow {
+                requested_by: view
+                    .requested_by_name
+                    .unwrap_or_else(|| view.grant.requested_by.clone()),
+                justification: view.grant.justification.clone(),
+                asked: t.datetime(view.grant.created_at),
+                state: state_text,
+                approved_by: view.decided_by_name.unwrap_or_default(),
+                reads: match view.grant.last_read_at {
+                    Some(last) => t.with(
+                        "access-reads",
+                        &[
+                            ("count", &t.number(view.grant.reads)),
+                            ("last", &t.datetime(last)),
+                        ],
+                    ),
+                    None => t.get("access-no-reads"),
+                },
+            }
+        })
+        .collect();
     let csrf_token = super::csrf_of(principal);
     let preferences = state
         .store
@@ -125,6 +168,7 @@ async fn render(
             keys: rows,
             created,
             name_error,
+            accesses,
         },
         HeaderMap::new(),
     )

@@ -212,9 +212,28 @@ pub async fn checkpoints_are_kept_once_per_size(store: &dyn Store) {
     let key = AuditKey::generate();
     let at = crate::now();
     let checkpoint = Checkpoint::sign(&key, tree.size(), tree.root(), at);
-    store.add_checkpoint(&checkpoint).await.unwrap();
+    let actor = crate::new_id();
+    let (added, left) = with_audit(
+        vec![entry(&actor, Action::Checkpoint, Outcome::Success)],
+        store.add_checkpoint(&checkpoint),
+    )
+    .await;
+    assert!(added.unwrap());
+    assert!(left.is_empty(), "the checkpoint's record commits with it");
+    // Another replica signing the same size adds nothing, nor a record.
     let again = Checkpoint::sign(&key, tree.size(), [1; 32], at);
-    store.add_checkpoint(&again).await.unwrap();
+    let (added, left) = with_audit(
+        vec![entry(&actor, Action::Checkpoint, Outcome::Success)],
+        store.add_checkpoint(&again),
+    )
+    .await;
+    assert!(!added.unwrap());
+    assert_eq!(left.len(), 1);
+    let filter = AuditFilter {
+        actor_id: Some(actor),
+        ..AuditFilter::default()
+    };
+    assert_eq!(store.search_audit(&filter, 10).await.unwrap().len(), 1);
     let stored = store.checkpoints().await.unwrap();
     let ours: Vec<_> = stored
         .iter()
@@ -315,4 +334,118 @@ async fn all_records_by_seq(store: &dyn Store) -> Vec<civitas_audit::Record> {
         }
         records.extend(page);
     }
+}
+
+pub async fn break_glass_opens_once_for_its_time_and_counts_reads_with_their_record(store: &dyn Store) {
+    use crate::{BreakGlassStatus, NewBreakGlass};
+    let agency = store
+        .create_agency(NewAgency {
+            slug: format!("glass-{}", &crate::new_id()[30..]),
+            name: "Glass agency".to_owned(),
+            parent_id: None,
+        })
+        .await
+        .unwrap();
+    let person = |name: &str| NewPerson {
+        agency_id: agency.id.clone(),
+        email: format!("{name}-{}@glass.example.gov", crate::new_id()),
+        display_name: name.to_owned(),
+        kind: "person".to_owned(),
+        status: "active".to_owned(),
+        external_id: None,
+        password_hash: None,
+    };
+    let admin = store.create_person(person("admin")).await.unwrap();
+    let subject = store.create_person(person("subject")).await.unwrap();
+    let request = |open_now| NewBreakGlass {
+        agency_id: agency.id.clone(),
+        requested_by: admin.id.clone(),
+        subject_id: subject.id.clone(),
+        conversation_id: None,
+        justification: "Records request under the public records act, case 2026-118".to_owned(),
+        minutes: 30,
+        open_now,
+    };
+    let pending = store.create_break_glass(request(false)).await.unwrap();
+    assert_eq!(pending.status, BreakGlassStatus::Pending);
+    assert!(!pending.is_open(Utc::now()));
+    // Nothing is read under a pending request.
+    assert!(!store
+        .note_break_glass_read(&pending.id, Utc::now())
+        .await
+        .unwrap());
+    // Another agency's id does not reach it.
+    assert!(store
+        .decide_break_glass("other-agency", &pending.id, "approver", true, Utc::now())
+        .await
+        .unwrap()
+        .is_none());
+    let at = crate::now();
+    let approved = store
+        .decide_break_glass(&agency.id, &pending.id, "approver", true, at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(approved.status, BreakGlassStatus::Approved);
+    assert_eq!(approved.expires_at, Some(at + chrono::Duration::minutes(30)));
+    // Decided once: a second decision finds nothing pending.
+    assert!(store
+        .decide_break_glass(&agency.id, &pending.id, "approver", false, at)
+        .await
+        .unwrap()
+        .is_none());
+    // A read commits with its record.
+    let actor = crate::new_id();
+    let (read, left) = with_audit(
+        vec![entry(&actor, Action::BreakGlass, Outcome::Success)],
+        store.note_break_glass_read(&pending.id, at + chrono::Duration::minutes(1)),
+    )
+    .await;
+    assert!(read.unwrap());
+    assert!(left.is_empty(), "the read did not take its record");
+    let filter = AuditFilter {
+        actor_id: Some(actor.clone()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(store.search_audit(&filter, 10).await.unwrap().len(), 1);
+    // After its time, nothing more is read and nothing is recorded with it.
+    let (late, left) = with_audit(
+        vec![entry(&actor, Action::BreakGlass, Outcome::Success)],
+        store.note_break_glass_read(&pending.id, at + chrono::Duration::minutes(31)),
+    )
+    .await;
+    assert!(!late.unwrap());
+    assert_eq!(left.len(), 1);
+    let stored = store
+        .get_break_glass(&agency.id, &pending.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.reads, 1);
+    assert_eq!(stored.last_read_at, Some(at + chrono::Duration::minutes(1)));
+
+    let refused = store.create_break_glass(request(false)).await.unwrap();
+    let refused = store
+        .decide_break_glass(&agency.id, &refused.id, "approver", false, at)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(refused.status, BreakGlassStatus::Refused);
+    assert!(refused.expires_at.is_none());
+    let open = store.create_break_glass(request(true)).await.unwrap();
+    assert!(open.is_open(Utc::now()));
+    let listed = store.list_break_glass(&agency.id, 10).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|grant| grant.id.as_str()).collect::<Vec<_>>(),
+        vec![open.id.as_str(), refused.id.as_str(), pending.id.as_str()]
+    );
+    assert_eq!(store.break_glass_about(&subject.id, 10).await.unwrap().len(), 3);
+    assert!(store.break_glass_about(&admin.id, 10).await.unwrap().is_empty());
+    // A justification a database would mangle is refused.
+    let mut bad = request(true);
+    bad.justification = "nul\0".to_owned();
+    assert!(matches!(
+        store.create_break_glass(bad).await.unwrap_err(),
+        StoreError::Invalid(_)
+    ));
 }

@@ -231,7 +231,14 @@ pub async fn api_keys_are_found_by_hash_and_revoked(store: &dyn Store) {
     let duplicate = store.create_api_key(new_key(&owner, &hash)).await.unwrap_err();
     assert!(matches!(duplicate, StoreError::Conflict(_)), "{duplicate:?}");
     let used = Utc::now();
-    store.touch_api_key(&created.id, used).await.unwrap();
+    assert!(
+        store.touch_api_key(&created.id, used).await.unwrap(),
+        "the first use is the first"
+    );
+    assert!(
+        !store.touch_api_key(&created.id, used).await.unwrap(),
+        "and only once"
+    );
     assert!(store.revoke_api_key(&home.id, &created.id, used).await.unwrap());
     let revoked = store.find_api_key(&hash).await.unwrap().unwrap();
     assert!(revoked.revoked_at.is_some());

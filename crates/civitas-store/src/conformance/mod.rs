@@ -223,7 +223,8 @@ macro_rules! conformance_tests {
             an_action_and_its_record_commit_together_or_not_at_all,
             audit_search_filters_and_pages,
             concurrent_appends_keep_one_unbroken_chain,
-            checkpoints_are_kept_once_per_size
+            checkpoints_are_kept_once_per_size,
+            break_glass_opens_once_for_its_time_and_counts_reads_with_their_record
         );
     };
     (@case $make:expr, $($name:ident),*) => {
