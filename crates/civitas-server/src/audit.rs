@@ -763,3 +763,33 @@ pub async fn record_changes(
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_fields_are_masked_at_any_depth_and_nothing_else() {
+        let asked = json!({
+            "email": "clerk@agency.example.gov",
+            "password": "Vélo-rouge-sous-la-pluie",
+            "roles": ["member"],
+            "credentials": [{ "client_secret": "s3cret", "name": "kept" }],
+            "scim_token": null,
+            "otlp": { "AccessToken": "abc" },
+        });
+        let masked = masked(asked);
+        assert_eq!(
+            masked,
+            json!({
+                "email": "clerk@agency.example.gov",
+                "password": "***",
+                "roles": ["member"],
+                "credentials": "***",
+                "scim_token": null,
+                "otlp": { "AccessToken": "***" },
+            })
+        );
+        assert!(!masked.to_string().contains("s3cret"));
+    }
+}

@@ -346,6 +346,8 @@ pub enum UsageDimension {
     Person,
     /// The API key; `""` for the workspace (a session).
     Key,
+    /// Each request on its own (its request id).
+    Request,
 }
 
 /// Usage of one model within one value of the dimension.

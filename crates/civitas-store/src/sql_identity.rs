@@ -1279,6 +1279,7 @@ impl $crate::IdentityStore for $store {
             $crate::UsageDimension::Model => "model",
             $crate::UsageDimension::Person => "actor",
             $crate::UsageDimension::Key => "COALESCE(key_id, '')",
+            $crate::UsageDimension::Request => "request_id",
             $crate::UsageDimension::Day if $crate::Store::backend(self) == "postgres" => {
                 "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
             }

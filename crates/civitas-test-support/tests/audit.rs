@@ -272,6 +272,13 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
     assert_eq!(provenance["weights_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(provenance["classification"], "unclassified");
     assert!(provenance["usage"]["completion_tokens"].as_i64().unwrap() > 0);
+    assert_eq!(provenance["generation"]["parameters"]["temperature"], "1");
+    assert!(
+        provenance["generation"]["parameters"]["max_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     assert!(provenance["usage"]["energy_microwatt_hours"].as_i64().unwrap() > 0);
     assert!(provenance["usage"]["emissions_micrograms_co2e"].as_i64().unwrap() > 0);
     let model_calls = app

@@ -551,6 +551,14 @@ async fn a_key_first_use_and_a_limit_hit_are_recorded_once_and_usage_breaks_down
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert_eq!(by_day["breakdown"][0]["group"], today.as_str());
     assert_eq!(by_day["breakdown"][0]["requests"], by_day["total"]["requests"]);
+    // Each request on its own, with its energy.
+    let (_, per_request) = usage_of(format!("agency_id={agency}&group_by=request")).await;
+    let lines = per_request["breakdown"].as_array().unwrap();
+    assert!(
+        lines.iter().any(|line| line["group"] == request_id.as_str()),
+        "{per_request}"
+    );
+    assert!(lines.iter().all(|line| line["requests"] == 1));
     let (_, one) = usage_of(format!("agency_id={agency}&person_id={}", member.id)).await;
     assert_eq!(one["total"]["requests"], 1);
     let (_, by_key) = usage_of(format!("agency_id={agency}&key_id={}", other.key_id)).await;

@@ -598,6 +598,8 @@ struct RequestContext {
     started: Instant,
     started_at: chrono::DateTime<chrono::Utc>,
     keep: Keep,
+    /// How it was asked to generate (for the answer's provenance).
+    params: civitas_inference::GenerationParams,
 }
 
 /// A stored message's metadata object (`None` when it has nothing).
@@ -610,6 +612,12 @@ fn message_metadata(tool_calls: Option<Value>, generation: Option<Value>) -> Opt
         object.insert("generation".to_owned(), generation);
     }
     (!object.is_empty()).then(|| Value::Object(object).to_string())
+}
+
+/// `value` with at most three decimals, as text (`0.7`, `1`).
+fn decimal(value: f32) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// How the answer was made, kept with it (never any content).
@@ -632,6 +640,16 @@ fn generation_metadata(context: &RequestContext, outcome: &Outcome, has_tool_cal
         "latency_ms": context.started.elapsed().as_millis() as u64,
         "first_token_ms": outcome.first_text_seconds.map(|seconds| (seconds * 1000.0).round() as u64),
         "finish": finish,
+        // The parameters, never the stop sequences' text or the schema;
+        // decimals as text, so that a signed provenance holds no float.
+        "parameters": {
+            "max_tokens": context.params.max_tokens,
+            "temperature": decimal(context.params.temperature),
+            "top_p": decimal(context.params.top_p),
+            "seed": context.params.seed,
+            "stop_sequences": context.params.stop.len(),
+            "constrained_output": context.params.grammar.is_some(),
+        },
     })
 }
 
@@ -650,6 +668,7 @@ async fn persist(
         started,
         started_at,
         keep,
+        params: _,
     } = context;
     let (started, started_at) = (*started, *started_at);
     let mut conversation_id = None;
@@ -965,6 +984,7 @@ pub async fn run(
                 started,
                 started_at,
                 keep,
+                params: plan.params.clone(),
             };
             persist(&context, &plan.messages, &answer, &outcome).await;
         });
@@ -994,6 +1014,7 @@ pub async fn run(
             started,
             started_at,
             keep,
+            params: plan.params.clone(),
         };
         let conversation_id = persist(&context, &plan.messages, &answer, &outcome).await;
         let _ = done.send((outcome, answer, conversation_id));
@@ -1031,6 +1052,16 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimals_are_text_with_at_most_three_places() {
+        assert_eq!(decimal(0.7), "0.7");
+        assert_eq!(decimal(1.0), "1");
+        assert_eq!(decimal(0.0), "0");
+        assert_eq!(decimal(10.0), "10");
+        assert_eq!(decimal(0.95), "0.95");
+        assert_eq!(decimal(0.12345), "0.123");
+    }
 
     #[test]
     fn parses_qwen_style_tool_calls() {

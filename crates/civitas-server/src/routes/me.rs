@@ -175,16 +175,17 @@ pub struct UsageQuery {
     pub model: Option<String>,
     /// Only requests of this group's members (with `agency_id`).
     pub group_id: Option<String>,
-    /// Also break the usage down by `day`, `person`, `key` or `model`
-    /// (each line per model too, with its energy): `breakdown`.
+    /// Also break the usage down by `day`, `person`, `key`, `model` or
+    /// `request` (each request on its own, at most 10,000; each line per
+    /// model too, with its energy): `breakdown`.
     pub group_by: Option<String>,
 }
 
 /// Usage of one model within one day, person or key.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UsageBreakdownLine {
-    /// The day (`YYYY-MM-DD`), person id, key id (`""`: the workspace) or
-    /// model, as `group_by` asked.
+    /// The day (`YYYY-MM-DD`), person id, key id (`""`: the workspace),
+    /// model or request id, as `group_by` asked.
     pub group: String,
     #[serde(flatten)]
     pub usage: UsageLine,
@@ -296,7 +297,7 @@ fn usage_line(energy: &crate::energy::EnergyModel, row: UsageRow) -> UsageLine {
 }
 
 #[utoipa::path(get, path = "/v1/usage", operation_id = "getUsage", tag = "identity",
-    summary = "Usage, cost and energy per model between two dates — the caller's own or an agency's, filtered by person, group, key or model, optionally per day, person or key",
+    summary = "Usage, cost and energy per model between two dates — the caller's own or an agency's, filtered by person, group, key or model, optionally per day, person, key or request",
     params(UsageQuery),
     responses((status = 200, body = Usage),
         (status = 400, description = "invalid_parameter", body = civitas_types::ErrorBody),
@@ -323,10 +324,11 @@ pub async fn usage(
         Some("person") => Some(UsageDimension::Person),
         Some("key") => Some(UsageDimension::Key),
         Some("model") => Some(UsageDimension::Model),
+        Some("request") => Some(UsageDimension::Request),
         Some(_) => {
             return Err(ApiError::invalid(
                 "group_by",
-                "group_by is one of day, person, key and model",
+                "group_by is one of day, person, key, model and request",
             ))
         }
     };

@@ -62,6 +62,8 @@ pub struct Figures {
     /// The start of the weights' SHA-256.
     pub weights: Option<String>,
     pub request_id: Option<String>,
+    /// Estimated energy and emissions (when the model's size is known).
+    pub energy: Option<String>,
 }
 
 pub struct MessageView {
@@ -211,7 +213,7 @@ fn can_delete(state: &AppState, conversation: &Conversation) -> bool {
 }
 
 /// What an answer's metadata says about how it was made.
-fn figures(t: Texts, metadata: Option<&str>) -> (Option<Figures>, bool) {
+fn figures(t: Texts, energy: &crate::energy::EnergyModel, metadata: Option<&str>) -> (Option<Figures>, bool) {
     let Some(generation) = metadata
         .and_then(|text| serde_json::from_str::<Value>(text).ok())
         .map(|value| value["generation"].clone())
@@ -226,9 +228,22 @@ fn figures(t: Texts, metadata: Option<&str>) -> (Option<Figures>, bool) {
             .map(|ms| t.with("seconds", &[("value", &t.decimal(ms / 1000.0, 2))]))
     };
     let stopped = generation["finish"] == "stopped";
+    let model = generation["model"].as_str().unwrap_or_default();
+    let tokens = |key: &str| generation[key].as_i64().unwrap_or(0);
+    let estimate = energy.estimate(model, tokens("prompt_tokens"), tokens("completion_tokens"));
+    let energy = energy.knows(model).then(|| {
+        t.with(
+            "energy-figure",
+            &[
+                ("wh", &t.decimal(estimate.watt_hours, 4)),
+                ("grams", &t.decimal(estimate.grams_co2e, 4)),
+            ],
+        )
+    });
     (
         Some(Figures {
-            model: generation["model"].as_str().unwrap_or_default().to_owned(),
+            energy,
+            model: model.to_owned(),
             prompt_tokens: count("prompt_tokens"),
             completion_tokens: count("completion_tokens"),
             latency: seconds("latency_ms").unwrap_or_default(),
@@ -284,7 +299,7 @@ pub fn view(
             .map(|message| {
                 let assistant = message.role == "assistant";
                 let (figures, stopped) = if assistant {
-                    figures(t, message.metadata.as_deref())
+                    figures(t, &state.energy, message.metadata.as_deref())
                 } else {
                     (None, false)
                 };
@@ -1282,7 +1297,7 @@ pub async fn feedback(
     else {
         return not_found(&state, acting.t, &acting.principal);
     };
-    let model = figures(acting.t, answer.metadata.as_deref())
+    let model = figures(acting.t, &state.energy, answer.metadata.as_deref())
         .0
         .map(|figures| figures.model)
         .filter(|model| !model.is_empty())
