@@ -245,7 +245,9 @@ pub async fn decide(
 
 /// Counts and records one read under `grant` (of `conversation_id`, or of
 /// the list of conversations), refusing when it is not the caller's or not
-/// open.
+/// open — checked before anything else, so that a closed access tells
+/// nothing about which conversations exist — or when the conversation is
+/// not under it (`found` false).
 async fn read(
     state: &AppState,
     principal: &Principal,
@@ -253,6 +255,7 @@ async fn read(
     origin: &Origin,
     grant: &BreakGlass,
     conversation_id: Option<&str>,
+    found: bool,
 ) -> Result<(), ApiError> {
     let details = json!({
         "phase": "read",
@@ -281,6 +284,15 @@ async fn read(
         if !grant.is_open(chrono::Utc::now()) {
             return Err(not_open());
         }
+        if !found {
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!(
+                    "no conversation `{}` under this access",
+                    conversation_id.unwrap_or_default()
+                ),
+            ));
+        }
         if !state
             .store
             .note_break_glass_read(&grant.id, civitas_store::now())
@@ -303,7 +315,7 @@ pub async fn conversations(
     id: &str,
 ) -> Result<(BreakGlass, Vec<Conversation>), ApiError> {
     let grant = find(state, agency, id).await?;
-    read(state, principal, agency, origin, &grant, None).await?;
+    read(state, principal, agency, origin, &grant, None, true).await?;
     let all = state
         .store
         .list_conversations(&grant.subject_id, MAX_CONVERSATIONS)
@@ -327,20 +339,24 @@ pub async fn conversation(
     conversation_id: &str,
 ) -> Result<(BreakGlass, Conversation, Vec<Message>), ApiError> {
     let grant = find(state, agency, id).await?;
-    let not_found = || {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("no conversation `{conversation_id}` under this access"),
-        )
-    };
     let conversation = state
         .store
         .get_conversation(conversation_id)
         .await
         .map_err(ApiError::storage)?
-        .filter(|conversation| conversation.owner == grant.subject_id && grant.covers(&conversation.id))
-        .ok_or_else(not_found)?;
-    read(state, principal, agency, origin, &grant, Some(conversation_id)).await?;
+        .filter(|conversation| conversation.owner == grant.subject_id && grant.covers(&conversation.id));
+    let found = conversation.is_some();
+    read(
+        state,
+        principal,
+        agency,
+        origin,
+        &grant,
+        Some(conversation_id),
+        found,
+    )
+    .await?;
+    let conversation = conversation.ok_or_else(ApiError::internal)?;
     let messages = state
         .store
         .list_messages(conversation_id)

@@ -192,6 +192,23 @@ async fn break_glass_needs_a_reason_a_second_person_and_is_shown_to_the_person()
         (status, answer["error"]["code"].as_str()),
         (403, Some("break_glass_not_open"))
     );
+    // A closed access tells nothing about which conversations exist.
+    for conversation_id in [conversation.id.as_str(), "not-a-conversation"] {
+        let (status, answer) = json_of(
+            app.call(
+                Method::GET,
+                &format!("{read_path}/{conversation_id}"),
+                &admin.key,
+                None,
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (403, Some("break_glass_not_open"))
+        );
+    }
     let (status, answer) = json_of(
         app.call(Method::POST, &format!("{base}/{id}/approve"), &admin.key, None)
             .await,
