@@ -10,6 +10,8 @@
 # to first byte, in headless Chromium (about a minute after the build).
 # `scripts/bench.sh audit` runs only the audit log's append throughput and
 # the verification of a million-record log (about two minutes).
+# `scripts/bench.sh protect` runs only the detection engine on a prompt of
+# about 1,000 tokens (seconds).
 set -euo pipefail
 PART="${1:-all}"
 cd "$(dirname "$0")/.."
@@ -57,6 +59,12 @@ http {
 CONF
     nginx -c "$DATA/$name.conf"
 }
+
+if [ "$PART" = all ] || [ "$PART" = protect ]; then
+echo "== the detection engine: a prompt of about 1,000 tokens, 2,000 times"
+"$R/bench-protect" --rounds 2000
+if [ "$PART" = protect ]; then exit 0; fi
+fi
 
 if [ "$PART" = all ] || [ "$PART" = audit ]; then
 echo "== the audit log on SQLite: appends and the verification of 1,000,000 records"

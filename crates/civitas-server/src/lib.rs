@@ -179,6 +179,8 @@ fn routes_and_document() -> (
         .routes(routes!(routes::break_glass::conversation))
         .routes(routes!(routes::break_glass::about_me))
         .routes(routes!(audit::consistency))
+        .routes(routes!(routes::protect::analyze))
+        .routes(routes!(routes::protect::anonymize))
         .routes(routes!(routes::scim::list_users, routes::scim::create_user))
         .routes(routes!(
             routes::scim::get_user,

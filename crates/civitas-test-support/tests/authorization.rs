@@ -293,6 +293,12 @@ fn table() -> Vec<Row> {
             none,
         ),
         row(Method::GET, "/v1/me/break-glass", Anyone, &[200], none),
+        row(Method::POST, "/v1/protect/analyze", Anyone, &[200], |_| {
+            Some(json!({"text": "SSN 536-22-1234"}))
+        }),
+        row(Method::POST, "/v1/protect/anonymize", Anyone, &[200], |_| {
+            Some(json!({"text": "SSN 536-22-1234"}))
+        }),
         // Without `from`: refused as a bad query, after authentication.
         row(
             Method::GET,

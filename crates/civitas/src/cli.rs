@@ -57,9 +57,34 @@ pub enum Command {
     /// Verify, export and prove the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Find personal data, secrets and classification markings in files.
+    #[command(subcommand)]
+    Protect(ProtectCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated
     /// from the code; the committed copy is docs/openapi.json.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProtectCommand {
+    /// Print what the detection engine finds in FILE (UTF-8 text, at most
+    /// 16 MiB): type, line and column, score, recognizer and the text
+    /// found. Exits 0 whether or not anything is found.
+    Analyze {
+        file: std::path::PathBuf,
+        /// `en`, `fr` or `auto` (default: told from the text).
+        #[arg(long, default_value = "auto")]
+        language: String,
+        /// Only these types (repeatable), e.g. `--entity US_SSN`.
+        #[arg(long = "entity")]
+        entities: Vec<String>,
+        /// 0 to 1.
+        #[arg(long, default_value_t = 0.5)]
+        threshold: f32,
+        /// One JSON object per finding (byte offsets) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

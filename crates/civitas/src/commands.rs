@@ -46,6 +46,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             result
         }
         Command::Audit(command) => crate::audit::run(&config, command).await,
+        Command::Protect(command) => crate::protect::run(command),
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());

@@ -5,6 +5,7 @@ mod audit;
 mod cli;
 mod commands;
 mod identity;
+mod protect;
 
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@ pub mod health;
 pub mod keys;
 pub mod me;
 pub mod models;
+pub mod protect;
 pub mod remote;
 pub mod scim;
 pub mod session;
