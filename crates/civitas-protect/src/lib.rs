@@ -11,6 +11,7 @@
 
 pub mod anonymize;
 pub mod checks;
+mod names;
 mod recognizers;
 
 use serde::Serialize;
@@ -52,6 +53,10 @@ pub enum Entity {
     /// A classification or handling marking (CUI, SECRET, DIFFUSION
     /// RESTREINTE, OFFICIAL-SENSITIVE...).
     ClassificationMarking,
+    /// A person's name.
+    Person,
+    /// A street address (United States, France).
+    StreetAddress,
 }
 
 impl Entity {
@@ -81,6 +86,8 @@ impl Entity {
         Entity::FrIdCard,
         Entity::Secret,
         Entity::ClassificationMarking,
+        Entity::Person,
+        Entity::StreetAddress,
     ];
 
     /// The stable name used in APIs and placeholders (`US_SSN`).
@@ -111,6 +118,8 @@ impl Entity {
             Entity::FrIdCard => "FR_ID_CARD",
             Entity::Secret => "SECRET",
             Entity::ClassificationMarking => "CLASSIFICATION_MARKING",
+            Entity::Person => "PERSON",
+            Entity::StreetAddress => "STREET_ADDRESS",
         }
     }
 
@@ -228,8 +237,8 @@ pub fn analyze(text: &str, options: &Options) -> Vec<Finding> {
                 continue;
             }
         }
-        for candidate in recognizer.regex().find_iter(text) {
-            let (start, end) = recognizer.trim(text, candidate.start(), candidate.end());
+        for (start, end) in recognizer.candidates(text) {
+            let (start, end) = recognizer.trim(text, start, end);
             if start >= end {
                 continue;
             }
@@ -240,6 +249,12 @@ pub fn analyze(text: &str, options: &Options) -> Vec<Finding> {
                 }
             }
             let mut score = recognizer.score;
+            if let Some(judge) = recognizer.judge {
+                match judge(value) {
+                    Some(judged) => score = judged,
+                    None => continue,
+                }
+            }
             if !recognizer.context.is_empty() {
                 let before = context_before(text, start);
                 let near = recognizer.context.iter().any(|word| before.contains(word));

@@ -8,6 +8,7 @@ use base64::Engine;
 use regex::Regex;
 
 use crate::checks;
+use crate::names;
 use crate::{Entity, Language};
 
 /// One recognizer.
@@ -18,17 +19,39 @@ pub struct Recognizer {
     regex: Regex,
     pub score: f32,
     pub validate: Option<fn(&str) -> bool>,
+    /// Decides the score of a candidate itself (`None`: not one).
+    pub judge: Option<fn(&str) -> Option<f32>>,
     /// Lower-case words that, found shortly before, raise the score.
     pub context: &'static [&'static str],
     /// Without a context word, the candidate is not reported.
     pub needs_context: bool,
     /// The language it belongs to (`None`: any).
     pub language: Option<Language>,
+    /// The capture group that is the finding (the whole match when `None`),
+    /// for patterns that need a cue before it (a title before a name).
+    group: Option<usize>,
 }
 
 impl Recognizer {
     pub fn regex(&self) -> &Regex {
         &self.regex
+    }
+
+    /// The byte spans of the candidates in `text`.
+    pub fn candidates<'t>(&'t self, text: &'t str) -> Box<dyn Iterator<Item = (usize, usize)> + 't> {
+        match self.group {
+            None => Box::new(
+                self.regex
+                    .find_iter(text)
+                    .map(|found| (found.start(), found.end())),
+            ),
+            Some(group) => Box::new(
+                self.regex
+                    .captures_iter(text)
+                    .filter_map(move |captures| captures.get(group))
+                    .map(|found| (found.start(), found.end())),
+            ),
+        }
     }
 
     /// The candidate without the punctuation a sentence puts after it.
@@ -45,9 +68,11 @@ struct Spec {
     pattern: &'static str,
     score: f32,
     validate: Option<fn(&str) -> bool>,
+    judge: Option<fn(&str) -> Option<f32>>,
     context: &'static [&'static str],
     needs_context: bool,
     language: Option<Language>,
+    group: Option<usize>,
 }
 
 const fn spec(name: &'static str, entity: Entity, pattern: &'static str, score: f32) -> Spec {
@@ -57,9 +82,11 @@ const fn spec(name: &'static str, entity: Entity, pattern: &'static str, score: 
         pattern,
         score,
         validate: None,
+        judge: None,
         context: &[],
         needs_context: false,
         language: None,
+        group: None,
     }
 }
 
@@ -82,6 +109,16 @@ impl Spec {
 
     const fn lang(mut self, language: Language) -> Spec {
         self.language = Some(language);
+        self
+    }
+
+    const fn judged(mut self, judge: fn(&str) -> Option<f32>) -> Spec {
+        self.judge = Some(judge);
+        self
+    }
+
+    const fn group(mut self, group: usize) -> Spec {
+        self.group = Some(group);
         self
     }
 }
@@ -299,6 +336,44 @@ fn specs() -> Vec<Spec> {
         .valid(nanp)
         .near(&["phone", "call", "tel", "cell", "mobile", "fax"]),
         spec("international_phone", PhoneNumber, r"\+\d{1,3}(?:[ .-]?\d{1,4}){2,5}(?-u:\b)", 0.6).valid(international_phone),
+        // Names: after a title or a greeting, or a known given name
+        // followed by a surname (known, or written in capitals).
+        spec(
+            "person_title",
+            Person,
+            r"(?-u:\b)(?:(?:Mr|Mrs|Ms|Miss|Dr|Prof|Mx|Mme|Mlle|Monsieur|Madame|Mademoiselle|Docteur|Maître)\.?|M\.) +(\p{Lu}[\p{L}'’-]+(?: +\p{Lu}[\p{L}'’-]+){0,2})",
+            0.85,
+        )
+        .group(1)
+        .judged(names::after_title),
+        spec(
+            "person_greeting",
+            Person,
+            r"(?-u:\b)(?:Dear|Hello|Hi|Bonjour|Cher|Chère|Bonsoir) +(\p{Lu}[\p{L}'’-]+(?: +\p{Lu}[\p{L}'’-]+)?)",
+            0.7,
+        )
+        .group(1)
+        .judged(names::after_title),
+        spec(
+            "person_gazetteer",
+            Person,
+            r"\p{Lu}[\p{L}'’]+(?:-\p{Lu}[\p{L}'’]+)? +\p{Lu}[\p{L}'’-]+(?: +\p{Lu}[\p{L}'’-]+)?",
+            0.5,
+        )
+        .judged(names::known)
+        .near(&["name", "nom", "signed", "signé", "applicant", "demandeur", "demandeuse", "agent", "contact", "from", "de la part"]),
+        spec(
+            "us_street_address",
+            StreetAddress,
+            r"(?-u:\b)\d{1,6} +(?:[NSEW]\.? +)?(?:[A-Z][a-z]+ +){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Drive|Dr|Lane|Ln|Court|Ct|Place|Pl|Way|Terrace|Parkway|Pkwy|Circle|Cir|Highway|Hwy)(?-u:\b)\.?(?:,? +(?:Apt|Suite|Unit|#) *[A-Za-z0-9-]+)?",
+            0.75,
+        ),
+        spec(
+            "fr_street_address",
+            StreetAddress,
+            r"(?i)(?-u:\b)\d{1,4}(?: ?(?:bis|ter))?,? +(?:rue|avenue|av\.|boulevard|bd|place|allée|impasse|chemin|route|quai|cours|square|passage)(?-u:\b) +(?:(?:de|du|des|la|le|les|aux|sur|sous|et) +|[ld]['’])*(?-i:\p{Lu}[\p{L}'’-]*)(?: +(?:(?:de|du|des|la|le|les|aux|sur|sous|et) +|[ld]['’])*(?-i:\p{Lu}[\p{L}'’-]*)){0,4}(?:,? +\d{5} +(?-i:\p{Lu}[\p{L}'’-]+(?:[ -]\p{Lu}[\p{L}'’-]+)*))?",
+            0.8,
+        ),
         spec(
             "pem_private_key",
             Secret,
@@ -346,9 +421,11 @@ pub static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
                 .unwrap_or_else(|error| panic!("recognizer {}: {error}", spec.name)),
             score: spec.score,
             validate: spec.validate,
+            judge: spec.judge,
             context: spec.context,
             needs_context: spec.needs_context,
             language: spec.language,
+            group: spec.group,
         })
         .collect()
 });

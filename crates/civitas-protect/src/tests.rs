@@ -304,3 +304,53 @@ fn the_language_is_told_apart() {
     );
     assert_eq!(Language::detect("4111 1111 1111 1111"), Language::Any);
 }
+
+#[test]
+fn names_after_a_title_a_greeting_or_from_the_lists() {
+    finds("Meeting with Mrs. Okonkwo on Monday", Entity::Person, "Okonkwo");
+    finds(
+        "M. Jean-Pierre Dupré a signé",
+        Entity::Person,
+        "Jean-Pierre Dupré",
+    );
+    finds("Bonjour Camille,", Entity::Person, "Camille");
+    finds(
+        "The file of Jeanne Martin was reopened",
+        Entity::Person,
+        "Jeanne Martin",
+    );
+    finds("Demandeur : Jean DUPONT", Entity::Person, "Jean DUPONT");
+    // A known given name before an unknown word needs a context word.
+    assert_eq!(found("Grace Period ends soon"), vec![]);
+    finds(
+        "Applicant name: Emily Zabriskie",
+        Entity::Person,
+        "Emily Zabriskie",
+    );
+    // Titles and greetings before what is not a name.
+    assert_eq!(found("Dear Sir, Bonjour Madame, Hi All"), vec![]);
+}
+
+#[test]
+fn street_addresses() {
+    finds(
+        "Send it to 1600 Pennsylvania Avenue, Washington",
+        Entity::StreetAddress,
+        "1600 Pennsylvania Avenue",
+    );
+    finds(
+        "She lives at 42 W Elm St, Apt 5B since May",
+        Entity::StreetAddress,
+        "42 W Elm St, Apt 5B",
+    );
+    finds(
+        "Domicile : 12 bis rue de la Paix, 75002 Paris.",
+        Entity::StreetAddress,
+        "12 bis rue de la Paix, 75002 Paris",
+    );
+    finds(
+        "au 8, avenue Jean Jaurès à Lyon",
+        Entity::StreetAddress,
+        "8, avenue Jean Jaurès",
+    );
+}
