@@ -354,3 +354,46 @@ fn street_addresses() {
         "8, avenue Jean Jaurès",
     );
 }
+
+#[test]
+fn the_labelled_corpus_is_found_and_its_clean_texts_stay_clean() {
+    // tests/protect/corpus.jsonl, written by tests/protect/make_corpus.py.
+    let corpus = include_str!("../../../tests/protect/corpus.jsonl");
+    let (mut labelled, mut found_labels) = (0usize, 0usize);
+    for line in corpus.lines().filter(|line| !line.trim().is_empty()) {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        let text = record["text"].as_str().unwrap();
+        let language = Language::parse(record["language"].as_str().unwrap()).unwrap();
+        let findings = analyze(
+            text,
+            &Options {
+                language,
+                ..Options::default()
+            },
+        );
+        let labels = record["entities"].as_array().unwrap();
+        if labels.is_empty() {
+            assert!(findings.is_empty(), "a false positive in {text:?}: {findings:?}");
+        }
+        let chars: Vec<usize> = text
+            .char_indices()
+            .map(|(at, _)| at)
+            .chain([text.len()])
+            .collect();
+        for label in labels {
+            labelled += 1;
+            let start = chars[label["start"].as_u64().unwrap() as usize];
+            let end = chars[label["end"].as_u64().unwrap() as usize];
+            let kind = label["type"].as_str().unwrap();
+            if findings
+                .iter()
+                .any(|finding| finding.entity.as_str() == kind && finding.start < end && start < finding.end)
+            {
+                found_labels += 1;
+            }
+        }
+    }
+    assert!(labelled >= 500, "the corpus holds {labelled} labels");
+    let recall = found_labels as f64 / labelled as f64;
+    assert!(recall >= 0.97, "recall {recall:.3} on the corpus");
+}

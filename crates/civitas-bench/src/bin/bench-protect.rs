@@ -3,7 +3,8 @@
 //! into ordinary prose) analysed over and over; prints the median and
 //! worst time per prompt and the throughput.
 //!
-//! `bench-protect [--rounds 2000]`
+//! `bench-protect [--rounds 2000]`, or `bench-protect --corpus FILE` for
+//! precision, recall and F2 per type and language over a labelled corpus.
 
 use std::time::Instant;
 
@@ -16,6 +17,9 @@ struct Args {
     /// How many times the prompt is analysed.
     #[arg(long, default_value_t = 2000)]
     rounds: usize,
+    /// Instead: precision, recall and F2 over this labelled corpus.
+    #[arg(long)]
+    corpus: Option<String>,
 }
 
 const PARAGRAPHS: &[&str] = &[
@@ -35,6 +39,9 @@ const PARAGRAPHS: &[&str] = &[
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(corpus) = &args.corpus {
+        return evaluate(corpus);
+    }
     // About 1,000 tokens: ~4.5 KB of mixed text.
     let mut prompt = String::new();
     while prompt.len() < 4500 {
@@ -88,4 +95,132 @@ fn per_recognizer(prompt: &str) {
             started.elapsed().as_secs_f64() * 1e3 / 200.0
         );
     }
+}
+
+/// Counts of one entity type in one language.
+#[derive(Default)]
+struct Tally {
+    true_positives: usize,
+    false_positives: usize,
+    false_negatives: usize,
+}
+
+impl Tally {
+    fn scores(&self) -> (f64, f64, f64) {
+        let found = (self.true_positives + self.false_positives) as f64;
+        let actual = (self.true_positives + self.false_negatives) as f64;
+        let precision = if found == 0.0 {
+            1.0
+        } else {
+            self.true_positives as f64 / found
+        };
+        let recall = if actual == 0.0 {
+            1.0
+        } else {
+            self.true_positives as f64 / actual
+        };
+        let f2 = if precision + recall == 0.0 {
+            0.0
+        } else {
+            5.0 * precision * recall / (4.0 * precision + recall)
+        };
+        (precision, recall, f2)
+    }
+}
+
+/// Precision, recall and F2 per type and language over a labelled corpus
+/// (JSON lines: language, text, entities with character offsets). A
+/// finding counts when its type is the label's and the spans overlap.
+fn evaluate(path: &str) -> Result<()> {
+    use std::collections::BTreeMap;
+    let corpus = std::fs::read_to_string(path)?;
+    let mut tallies: BTreeMap<(String, String), Tally> = BTreeMap::new();
+    let mut texts = 0;
+    let started = Instant::now();
+    for line in corpus.lines().filter(|line| !line.trim().is_empty()) {
+        let record: serde_json::Value = serde_json::from_str(line)?;
+        let text = record["text"].as_str().unwrap_or_default();
+        let language = record["language"].as_str().unwrap_or("en").to_owned();
+        let options = Options {
+            language: civitas_protect::Language::parse(&language).unwrap_or(civitas_protect::Language::Any),
+            ..Options::default()
+        };
+        let chars: Vec<usize> = text
+            .char_indices()
+            .map(|(at, _)| at)
+            .chain([text.len()])
+            .collect();
+        let to_chars = |byte: usize| chars.partition_point(|&at| at < byte);
+        let mut predicted: Vec<(String, usize, usize, bool)> = analyze(text, &options)
+            .into_iter()
+            .map(|finding| {
+                (
+                    finding.entity.as_str().to_owned(),
+                    to_chars(finding.start),
+                    to_chars(finding.end),
+                    false,
+                )
+            })
+            .collect();
+        texts += 1;
+        for label in record["entities"].as_array().into_iter().flatten() {
+            let kind = label["type"].as_str().unwrap_or_default().to_owned();
+            let (start, end) = (
+                label["start"].as_u64().unwrap_or(0) as usize,
+                label["end"].as_u64().unwrap_or(0) as usize,
+            );
+            let tally = tallies.entry((kind.clone(), language.clone())).or_default();
+            let hit = predicted
+                .iter_mut()
+                .find(|(found, from, to, used)| !*used && *found == kind && *from < end && start < *to);
+            match hit {
+                Some(prediction) => {
+                    prediction.3 = true;
+                    tally.true_positives += 1;
+                }
+                None => tally.false_negatives += 1,
+            }
+        }
+        for (kind, _, _, used) in predicted {
+            if !used {
+                tallies
+                    .entry((kind, language.clone()))
+                    .or_default()
+                    .false_positives += 1;
+            }
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut total = Tally::default();
+    for ((kind, language), tally) in &tallies {
+        let (precision, recall, f2) = tally.scores();
+        println!(
+            "{}",
+            serde_json::json!({
+                "entity_type": kind, "language": language,
+                "support": tally.true_positives + tally.false_negatives,
+                "false_positives": tally.false_positives,
+                "precision": (precision * 1000.0).round() / 1000.0,
+                "recall": (recall * 1000.0).round() / 1000.0,
+                "f2": (f2 * 1000.0).round() / 1000.0,
+            })
+        );
+        total.true_positives += tally.true_positives;
+        total.false_positives += tally.false_positives;
+        total.false_negatives += tally.false_negatives;
+    }
+    let (precision, recall, f2) = total.scores();
+    println!(
+        "{}",
+        serde_json::json!({
+            "entity_type": "ALL", "texts": texts,
+            "support": total.true_positives + total.false_negatives,
+            "false_positives": total.false_positives,
+            "precision": (precision * 1000.0).round() / 1000.0,
+            "recall": (recall * 1000.0).round() / 1000.0,
+            "f2": (f2 * 1000.0).round() / 1000.0,
+            "seconds": (elapsed * 1000.0).round() / 1000.0,
+        })
+    );
+    Ok(())
 }
