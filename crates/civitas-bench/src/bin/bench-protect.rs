@@ -20,6 +20,9 @@ struct Args {
     /// Instead: precision, recall and F2 over this labelled corpus.
     #[arg(long)]
     corpus: Option<String>,
+    /// Instead: print the prompt (for a peer to analyse the same text).
+    #[arg(long)]
+    dump_prompt: bool,
 }
 
 const PARAGRAPHS: &[&str] = &[
@@ -52,6 +55,10 @@ fn main() -> Result<()> {
     }
     if std::env::var_os("PER_RECOGNIZER").is_some() {
         per_recognizer(&prompt);
+    }
+    if args.dump_prompt {
+        print!("{prompt}");
+        return Ok(());
     }
     let options = Options::default();
     let findings = analyze(&prompt, &options).len();
