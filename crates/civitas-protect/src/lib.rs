@@ -12,11 +12,13 @@
 pub mod anonymize;
 pub mod checks;
 mod names;
+pub mod pseudonymize;
 mod recognizers;
 
 use serde::Serialize;
 
 pub use anonymize::{anonymize, Operator, Replaced};
+pub use pseudonymize::{Restorer, Vault};
 pub use recognizers::RECOGNIZERS;
 
 /// What was found.
@@ -225,6 +227,43 @@ fn context_before(text: &str, start: usize) -> String {
     text[from..start].to_lowercase()
 }
 
+/// The finding a candidate of `recognizer` makes, if it makes one.
+fn judge_candidate(
+    recognizer: &recognizers::Recognizer,
+    text: &str,
+    start: usize,
+    end: usize,
+    options: &Options,
+) -> Option<Finding> {
+    let (start, end) = recognizer.trim(text, start, end);
+    if start >= end {
+        return None;
+    }
+    let value = &text[start..end];
+    if recognizer.validate.is_some_and(|valid| !valid(value)) {
+        return None;
+    }
+    let mut score = match recognizer.judge {
+        Some(judge) => judge(value)?,
+        None => recognizer.score,
+    };
+    if !recognizer.context.is_empty() {
+        let before = context_before(text, start);
+        if recognizer.context.iter().any(|word| before.contains(word)) {
+            score = (score + CONTEXT_BOOST).min(1.0);
+        } else if recognizer.needs_context {
+            return None;
+        }
+    }
+    (score >= options.threshold).then_some(Finding {
+        entity: recognizer.entity,
+        start,
+        end,
+        score,
+        recognizer: recognizer.name,
+    })
+}
+
 /// Everything `options` asks for in `text`, in order, without overlaps.
 pub fn analyze(text: &str, options: &Options) -> Vec<Finding> {
     let mut found = Vec::new();
@@ -237,43 +276,28 @@ pub fn analyze(text: &str, options: &Options) -> Vec<Finding> {
                 continue;
             }
         }
-        for (start, end) in recognizer.candidates(text) {
-            let (start, end) = recognizer.trim(text, start, end);
-            if start >= end {
-                continue;
-            }
-            let value = &text[start..end];
-            if let Some(valid) = recognizer.validate {
-                if !valid(value) {
-                    continue;
+        if recognizer.word_by_word {
+            // A refused run of capitalised words ("Did Jeanne Martin") is
+            // tried again from its next word.
+            let mut at = 0;
+            while let Some(candidate) = recognizer.regex().find_at(text, at) {
+                match judge_candidate(recognizer, text, candidate.start(), candidate.end(), options) {
+                    Some(finding) => {
+                        at = candidate.end();
+                        found.push(finding);
+                    }
+                    None => {
+                        let next_word = text[candidate.start()..candidate.end()]
+                            .find(' ')
+                            .map(|space| candidate.start() + space + 1);
+                        at = next_word.unwrap_or(candidate.end());
+                    }
                 }
             }
-            let mut score = recognizer.score;
-            if let Some(judge) = recognizer.judge {
-                match judge(value) {
-                    Some(judged) => score = judged,
-                    None => continue,
-                }
+        } else {
+            for (start, end) in recognizer.candidates(text) {
+                found.extend(judge_candidate(recognizer, text, start, end, options));
             }
-            if !recognizer.context.is_empty() {
-                let before = context_before(text, start);
-                let near = recognizer.context.iter().any(|word| before.contains(word));
-                if near {
-                    score = (score + CONTEXT_BOOST).min(1.0);
-                } else if recognizer.needs_context {
-                    continue;
-                }
-            }
-            if score < options.threshold {
-                continue;
-            }
-            found.push(Finding {
-                entity: recognizer.entity,
-                start,
-                end,
-                score,
-                recognizer: recognizer.name,
-            });
         }
     }
     without_overlaps(found)

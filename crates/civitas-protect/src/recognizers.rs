@@ -30,6 +30,9 @@ pub struct Recognizer {
     /// The capture group that is the finding (the whole match when `None`),
     /// for patterns that need a cue before it (a title before a name).
     group: Option<usize>,
+    /// A refused candidate is tried again from its second word (runs of
+    /// capitalised words where the name starts later).
+    pub word_by_word: bool,
 }
 
 impl Recognizer {
@@ -73,6 +76,7 @@ struct Spec {
     needs_context: bool,
     language: Option<Language>,
     group: Option<usize>,
+    word_by_word: bool,
 }
 
 const fn spec(name: &'static str, entity: Entity, pattern: &'static str, score: f32) -> Spec {
@@ -87,6 +91,7 @@ const fn spec(name: &'static str, entity: Entity, pattern: &'static str, score: 
         needs_context: false,
         language: None,
         group: None,
+        word_by_word: false,
     }
 }
 
@@ -119,6 +124,11 @@ impl Spec {
 
     const fn group(mut self, group: usize) -> Spec {
         self.group = Some(group);
+        self
+    }
+
+    const fn word_by_word(mut self) -> Spec {
+        self.word_by_word = true;
         self
     }
 }
@@ -361,6 +371,7 @@ fn specs() -> Vec<Spec> {
             0.5,
         )
         .judged(names::known)
+        .word_by_word()
         .near(&["name", "nom", "signed", "signé", "applicant", "demandeur", "demandeuse", "agent", "contact", "from", "de la part"]),
         spec(
             "us_street_address",
@@ -426,6 +437,7 @@ pub static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
             needs_context: spec.needs_context,
             language: spec.language,
             group: spec.group,
+            word_by_word: spec.word_by_word,
         })
         .collect()
 });
