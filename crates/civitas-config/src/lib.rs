@@ -361,6 +361,11 @@ pub struct ProviderConfig {
     /// Seconds a request may take, streaming included.
     #[serde(default = "default_provider_timeout")]
     pub timeout_seconds: u64,
+    /// Personal data, secrets and markings in the messages are replaced by
+    /// placeholders before they leave (`<PERSON_1>`), and put back in the
+    /// answer. Turn off only for a server the agency runs itself.
+    #[serde(default = "default_true")]
+    pub pseudonymize: bool,
 }
 
 fn default_provider_timeout() -> u64 {

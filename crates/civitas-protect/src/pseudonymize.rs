@@ -107,22 +107,18 @@ impl Vault {
 
 /// Restores a stream chunk by chunk: text that could be the start of a
 /// placeholder is held back until the next chunk tells.
-#[derive(Debug)]
-pub struct Restorer<'v> {
-    vault: &'v Vault,
+#[derive(Debug, Default)]
+pub struct Restorer {
     held: String,
 }
 
-impl<'v> Restorer<'v> {
-    pub fn new(vault: &'v Vault) -> Restorer<'v> {
-        Restorer {
-            vault,
-            held: String::new(),
-        }
+impl Restorer {
+    pub fn new() -> Restorer {
+        Restorer::default()
     }
 
     /// What can be shown after `chunk` arrives.
-    pub fn push(&mut self, chunk: &str) -> String {
+    pub fn push(&mut self, vault: &Vault, chunk: &str) -> String {
         self.held.push_str(chunk);
         // Hold back from the last `<` that has no `>` after it, if what
         // follows it could still become a placeholder.
@@ -140,12 +136,13 @@ impl<'v> Restorer<'v> {
         };
         let ready: String = self.held[..cut].to_owned();
         self.held.replace_range(..cut, "");
-        self.vault.restore(&ready)
+        vault.restore(&ready)
     }
 
     /// What is left when the stream ends.
-    pub fn finish(self) -> String {
-        self.vault.restore(&self.held)
+    pub fn finish(&mut self, vault: &Vault) -> String {
+        let rest = std::mem::take(&mut self.held);
+        vault.restore(&rest)
     }
 }
 
@@ -191,26 +188,26 @@ mod tests {
         let boundaries: Vec<usize> = answer.char_indices().map(|(at, _)| at).collect();
         for &a in &boundaries {
             for &b in boundaries.iter().filter(|&&b| b >= a).step_by(7) {
-                let mut restorer = Restorer::new(&vault);
-                let mut out = restorer.push(&answer[..a]);
-                out.push_str(&restorer.push(&answer[a..b]));
-                out.push_str(&restorer.push(&answer[b..]));
-                out.push_str(&restorer.finish());
+                let mut restorer = Restorer::new();
+                let mut out = restorer.push(&vault, &answer[..a]);
+                out.push_str(&restorer.push(&vault, &answer[a..b]));
+                out.push_str(&restorer.push(&vault, &answer[b..]));
+                out.push_str(&restorer.finish(&vault));
                 assert_eq!(out, expected, "cut at {a} and {b}");
             }
         }
         // Character by character, nothing shown is ever a placeholder.
-        let mut restorer = Restorer::new(&vault);
+        let mut restorer = Restorer::new();
         let mut shown = String::new();
         for character in answer.chars() {
-            let piece = restorer.push(&character.to_string());
+            let piece = restorer.push(&vault, &character.to_string());
             assert!(
                 !piece.contains("<PERSON_1>") && !piece.contains("<US_SSN"),
                 "{piece}"
             );
             shown.push_str(&piece);
         }
-        shown.push_str(&restorer.finish());
+        shown.push_str(&restorer.finish(&vault));
         assert_eq!(shown, expected);
     }
 }

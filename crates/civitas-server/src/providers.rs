@@ -21,6 +21,8 @@ pub struct RemoteProvider {
     base_url: String,
     key: Option<Secret>,
     pub(crate) client: HttpClient,
+    /// Messages leave with placeholders instead of personal data.
+    pub pseudonymize: bool,
 }
 
 impl std::fmt::Debug for RemoteProvider {
@@ -68,6 +70,7 @@ impl RemoteProvider {
             base_url: config.base_url.trim_end_matches('/').to_owned(),
             key,
             client,
+            pseudonymize: config.pseudonymize,
         })
     }
 

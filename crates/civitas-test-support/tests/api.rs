@@ -693,6 +693,7 @@ fn provider_for(
         models: vec![upstream.model.clone()],
         allow_internal,
         timeout_seconds: 60,
+        pseudonymize: true,
     }
 }
 

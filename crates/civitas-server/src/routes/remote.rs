@@ -6,9 +6,11 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use civitas_protect::{Restorer, Vault};
 use civitas_store::RequestRecord;
-use civitas_types::openai::{ChatCompletion, ChatCompletionRequest};
+use civitas_types::openai::{ChatCompletion, ChatCompletionRequest, MessageContent};
 use civitas_types::ErrorCode;
+use futures::StreamExt;
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -74,11 +76,129 @@ fn marked(mut response: Response) -> Response {
     response
 }
 
+/// `text` with what the engine finds replaced by the vault's placeholders.
+fn pseudonymize_text(vault: &mut Vault, text: &str) -> String {
+    let options = civitas_protect::Options {
+        language: civitas_protect::Language::detect(text),
+        ..civitas_protect::Options::default()
+    };
+    let findings = civitas_protect::analyze(text, &options);
+    vault.pseudonymize(text, &findings)
+}
+
+/// Replaces personal data, secrets and markings in the text of every
+/// message (and text part) by placeholders; the vault restores them.
+fn pseudonymize_messages(request: &mut ChatCompletionRequest) -> Vault {
+    let mut vault = Vault::new();
+    for message in &mut request.messages {
+        match &mut message.content {
+            Some(MessageContent::Text(text)) => *text = pseudonymize_text(&mut vault, text),
+            Some(MessageContent::Parts(parts)) => {
+                for part in parts {
+                    if let Some(text) = &mut part.text {
+                        *text = pseudonymize_text(&mut vault, text);
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+    vault
+}
+
+/// A completion's texts (content and tool-call arguments) restored.
+fn restore_completion(vault: &Vault, completion: &mut Value) {
+    for choice in completion["choices"].as_array_mut().into_iter().flatten() {
+        let message = &mut choice["message"];
+        if let Some(content) = message["content"].as_str() {
+            message["content"] = Value::String(vault.restore(content));
+        }
+        for call in message["tool_calls"].as_array_mut().into_iter().flatten() {
+            if let Some(arguments) = call["function"]["arguments"].as_str() {
+                call["function"]["arguments"] = Value::String(vault.restore(arguments));
+            }
+        }
+    }
+}
+
+/// Restores an SSE stream of completion chunks event by event; a
+/// placeholder split across chunks is held back until it is whole, and
+/// what is held when `[DONE]` arrives is sent in one more chunk.
+struct StreamRestorer {
+    vault: Vault,
+    restorers: std::collections::BTreeMap<u64, Restorer>,
+    buffer: Vec<u8>,
+    /// The last chunk seen, as a template for the flushing one.
+    last: Option<Value>,
+}
+
+impl StreamRestorer {
+    fn event(&mut self, data: &str) -> String {
+        if data.trim() == "[DONE]" {
+            let mut out = self.flush();
+            out.push_str("data: [DONE]\n\n");
+            return out;
+        }
+        let Ok(mut chunk) = serde_json::from_str::<Value>(data) else {
+            return format!("data: {data}\n\n");
+        };
+        for choice in chunk["choices"].as_array_mut().into_iter().flatten() {
+            let index = choice["index"].as_u64().unwrap_or(0);
+            let restorer = self.restorers.entry(index).or_default();
+            if let Some(content) = choice["delta"]["content"].as_str() {
+                choice["delta"]["content"] = Value::String(restorer.push(&self.vault, content));
+            }
+        }
+        self.last = Some(chunk.clone());
+        format!("data: {chunk}\n\n")
+    }
+
+    /// One chunk with whatever is still held, per choice.
+    fn flush(&mut self) -> String {
+        let mut choices = Vec::new();
+        for (index, restorer) in &mut self.restorers {
+            let rest = restorer.finish(&self.vault);
+            if !rest.is_empty() {
+                choices.push(serde_json::json!({ "index": index, "delta": { "content": rest }, "finish_reason": null }));
+            }
+        }
+        let Some(mut template) = self.last.clone().filter(|_| !choices.is_empty()) else {
+            return String::new();
+        };
+        template["choices"] = Value::Array(choices);
+        if let Some(object) = template.as_object_mut() {
+            object.remove("usage");
+        }
+        format!("data: {template}\n\n")
+    }
+
+    /// The events completed by `bytes`, restored.
+    fn feed(&mut self, bytes: &[u8]) -> String {
+        self.buffer.extend_from_slice(bytes);
+        let mut out = String::new();
+        while let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
+            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
+            let text = String::from_utf8_lossy(&event);
+            for line in text.lines() {
+                match line.strip_prefix("data:") {
+                    Some(data) => out.push_str(&self.event(data.trim_start())),
+                    None if line.is_empty() => {}
+                    None => {
+                        out.push_str(line);
+                        out.push_str("\n\n");
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Forwards `request` to `provider` and relays its answer, streamed or not.
 pub async fn forward_chat(
     state: AppState,
     provider: Arc<RemoteProvider>,
-    request: ChatCompletionRequest,
+    mut request: ChatCompletionRequest,
     forwarded: Forwarded,
 ) -> Result<Response, ApiError> {
     if request.messages.is_empty() {
@@ -87,6 +207,13 @@ pub async fn forward_chat(
             "`messages` must hold at least one message",
         ));
     }
+    // Personal data leaves only as placeholders (unless the provider is
+    // the agency's own and configured so).
+    let vault = if provider.pseudonymize {
+        pseudonymize_messages(&mut request)
+    } else {
+        Vault::new()
+    };
     let model = request.model.clone();
     let stream = request.stream.unwrap_or(false);
     let upstream = match provider.chat(&request).await {
@@ -113,7 +240,30 @@ pub async fn forward_chat(
     }
     if stream {
         record(&state, &forwarded, &model, 200, (0, 0), None).await;
-        let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+        let body = if vault.is_empty() {
+            Body::from_stream(upstream.bytes_stream())
+        } else {
+            let restorer = std::sync::Arc::new(std::sync::Mutex::new(StreamRestorer {
+                vault,
+                restorers: std::collections::BTreeMap::new(),
+                buffer: Vec::new(),
+                last: None,
+            }));
+            let at_end = std::sync::Arc::clone(&restorer);
+            let restored = upstream.bytes_stream().map(move |chunk| {
+                chunk.map(|bytes| {
+                    let mut restorer = restorer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    bytes::Bytes::from(restorer.feed(&bytes))
+                })
+            });
+            // An upstream that ends without `[DONE]` still gets what was held.
+            let tail = futures::stream::once(async move {
+                let mut restorer = at_end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                Ok::<_, reqwest::Error>(bytes::Bytes::from(restorer.flush()))
+            });
+            Body::from_stream(restored.chain(tail))
+        };
+        let mut response = Response::new(body);
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),
@@ -143,7 +293,15 @@ pub async fn forward_chat(
         i64::from(completion.usage.completion_tokens),
     );
     record(&state, &forwarded, &model, 200, usage, None).await;
-    // Validated above; relayed byte for byte (no second serialisation).
+    // Validated above; relayed byte for byte (no second serialisation)
+    // unless placeholders are to be put back.
+    let body = if vault.is_empty() {
+        body
+    } else {
+        let mut answer: Value = serde_json::from_slice(&body).map_err(|_| ApiError::internal())?;
+        restore_completion(&vault, &mut answer);
+        serde_json::to_vec(&answer).map_err(|_| ApiError::internal())?
+    };
     let mut response = Response::new(Body::from(body));
     response
         .headers_mut()

@@ -1,0 +1,142 @@
+//! A provider outside the agency never sees personal data: the gateway
+//! sends placeholders and puts the values back in the answer, streamed or
+//! not, even when a placeholder arrives cut across chunks. The provider
+//! here is a small local OpenAI-compatible server that answers with the
+//! question it received (a remote provider cannot run on this machine).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use civitas_test_support::{spawn_app_with, AppOptions, TEST_KEY};
+use serde_json::{json, Value};
+
+const QUESTION: &str = "Summarise the file of Jeanne Martin (SSN 536-22-1234, jeanne.martin@example.gov).";
+
+type Seen = Arc<Mutex<Vec<Value>>>;
+
+/// Answers with the last message it received, in chunks of three
+/// characters when asked to stream.
+async fn echo(State(seen): State<Seen>, Json(request): Json<Value>) -> axum::response::Response {
+    seen.lock().unwrap().push(request.clone());
+    let said = request["messages"].as_array().unwrap().last().unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let model = request["model"].clone();
+    if request["stream"] == json!(true) {
+        let characters: Vec<char> = said.chars().collect();
+        let mut body = String::new();
+        for piece in characters.chunks(3) {
+            let piece: String = piece.iter().collect();
+            let chunk = json!({ "id": "echo", "object": "chat.completion.chunk", "created": 0, "model": model,
+                "choices": [{ "index": 0, "delta": { "content": piece }, "finish_reason": null }] });
+            body.push_str(&format!("data: {chunk}\n\n"));
+        }
+        let last = json!({ "id": "echo", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{ "index": 0, "delta": {}, "finish_reason": "stop" }] });
+        body.push_str(&format!("data: {last}\n\ndata: [DONE]\n\n"));
+        return ([("content-type", "text/event-stream")], body).into_response();
+    }
+    Json(json!({
+        "id": "echo", "object": "chat.completion", "created": 0, "model": model,
+        "choices": [{ "index": 0, "message": { "role": "assistant", "content": said }, "finish_reason": "stop" }],
+        "usage": { "prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20 }
+    }))
+    .into_response()
+}
+
+#[tokio::test]
+async fn personal_data_leaves_as_placeholders_and_comes_back() {
+    let seen: Seen = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let echo_server = Router::new()
+        .route("/v1/chat/completions", post(echo))
+        .with_state(Arc::clone(&seen));
+    tokio::spawn(async move { axum::serve(listener, echo_server).await });
+    let provider = |name: &str, pseudonymize: bool| civitas_config::ProviderConfig {
+        name: name.to_owned(),
+        base_url: format!("http://{address}/v1"),
+        api_key: String::new(),
+        models: vec![format!("{name}-model")],
+        allow_internal: true,
+        timeout_seconds: 30,
+        pseudonymize,
+    };
+    let Some(gateway) = spawn_app_with(AppOptions {
+        local_model: false,
+        embeddings: false,
+        providers: vec![provider("cloud", true), provider("agency", false)],
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let ask = |model: &str, stream: bool| json!({ "model": model, "messages": [{ "role": "user", "content": QUESTION }], "stream": stream });
+
+    let answer: Value = gateway
+        .post_json("/v1/chat/completions", &ask("cloud-model", false))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["choices"][0]["message"]["content"], QUESTION,
+        "restored for the person"
+    );
+    let sent = seen.lock().unwrap().last().unwrap().clone();
+    let sent_text = sent["messages"][0]["content"].as_str().unwrap().to_owned();
+    assert_eq!(
+        sent_text,
+        "Summarise the file of <PERSON_1> (SSN <US_SSN_1>, <EMAIL_ADDRESS_1>)."
+    );
+
+    // Streamed in pieces of three characters: placeholders arrive cut.
+    let streamed = gateway
+        .client
+        .post(gateway.url("/v1/chat/completions"))
+        .bearer_auth(TEST_KEY)
+        .json(&ask("cloud-model", true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(streamed.trim_end().ends_with("data: [DONE]"), "{streamed}");
+    let text: String = streamed
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter_map(|chunk| {
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, QUESTION);
+    assert!(
+        !streamed.contains("<PERSON_1>") && !streamed.contains("<US_SSN"),
+        "{streamed}"
+    );
+
+    // A provider the agency runs itself, configured so, gets the text as is.
+    gateway
+        .post_json("/v1/chat/completions", &ask("agency-model", false))
+        .await;
+    let sent = seen.lock().unwrap().last().unwrap().clone();
+    assert_eq!(sent["messages"][0]["content"], QUESTION);
+    // Nothing of the question reached any record.
+    let records = gateway.store.audit_records(1, 10_000).await.unwrap();
+    assert!(records
+        .iter()
+        .all(|record| !record.details.to_string().contains("536-22-1234")));
+    gateway.shutdown().await;
+}
