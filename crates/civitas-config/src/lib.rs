@@ -279,6 +279,11 @@ pub struct ClassificationLevel {
     /// that must be kept set this to false).
     #[serde(default = "default_true")]
     pub allow_delete: bool,
+    /// Markings that put a text at this level at least (a marking found in
+    /// a prompt that starts with one of these, in capitals). A marking no
+    /// level lists is above every level: no model may receive it.
+    #[serde(default)]
+    pub markings: Vec<String>,
 }
 
 fn default_true() -> bool {
@@ -286,7 +291,7 @@ fn default_true() -> bool {
 }
 
 fn default_classifications() -> Vec<ClassificationLevel> {
-    let level = |id: &str, en: &str, fr: &str, background: &str| ClassificationLevel {
+    let level = |id: &str, en: &str, fr: &str, background: &str, markings: &[&str]| ClassificationLevel {
         id: id.to_owned(),
         labels: [("en", en), ("fr", fr)]
             .into_iter()
@@ -295,14 +300,23 @@ fn default_classifications() -> Vec<ClassificationLevel> {
         background: background.to_owned(),
         foreground: "#ffffff".to_owned(),
         allow_delete: true,
+        markings: markings.iter().map(|marking| (*marking).to_owned()).collect(),
     };
     vec![
-        level("unclassified", "UNCLASSIFIED", "NON CLASSIFIÉ", "#007a33"),
+        level("unclassified", "UNCLASSIFIED", "NON CLASSIFIÉ", "#007a33", &[]),
         level(
             "cui",
             "CUI — CONTROLLED UNCLASSIFIED INFORMATION",
             "CUI — INFORMATION CONTRÔLÉE NON CLASSIFIÉE",
             "#502b85",
+            &[
+                "CUI",
+                "FOUO",
+                "FOR OFFICIAL USE ONLY",
+                "DIFFUSION RESTREINTE",
+                "OFFICIAL-SENSITIVE",
+                "OFFICIAL SENSITIVE",
+            ],
         ),
     ]
 }
@@ -366,6 +380,10 @@ pub struct ProviderConfig {
     /// answer. Turn off only for a server the agency runs itself.
     #[serde(default = "default_true")]
     pub pseudonymize: bool,
+    /// The highest classification level (an id of `classifications`) its
+    /// models may receive; empty: the lowest level only.
+    #[serde(default)]
+    pub accreditation: String,
 }
 
 fn default_provider_timeout() -> u64 {
@@ -754,6 +772,20 @@ impl Config {
             }
             if provider.timeout_seconds == 0 {
                 return Err(invalid("providers.timeout_seconds", "must be at least 1"));
+            }
+            if !provider.accreditation.is_empty()
+                && !self
+                    .classifications
+                    .iter()
+                    .any(|level| level.id == provider.accreditation)
+            {
+                return Err(invalid(
+                    "providers.accreditation",
+                    format!(
+                        "provider `{}`: `{}` is not one of the classification levels",
+                        provider.name, provider.accreditation
+                    ),
+                ));
             }
         }
         self.validate_classifications()?;

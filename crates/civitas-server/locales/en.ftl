@@ -92,6 +92,7 @@ tokens-out = Tokens out
 latency = Time taken
 first-token = First words after
 seconds = { $value } s
+error-classification-not-allowed = This conversation's classification, or a marking in your message, is above what this model is accredited for. Choose a model accredited for it, or remove the marked text.
 energy-label = Energy (estimate)
 energy-figure = { $wh } Wh, { $grams } g CO₂e
 regenerate = Regenerate

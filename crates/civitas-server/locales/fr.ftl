@@ -92,6 +92,7 @@ tokens-out = Jetons en sortie
 latency = Durée
 first-token = Premiers mots après
 seconds = { $value } s
+error-classification-not-allowed = La classification de cette conversation, ou un marquage dans votre message, dépasse ce que ce modèle est habilité à recevoir. Choisissez un modèle habilité, ou retirez le texte marqué.
 energy-label = Énergie (estimation)
 energy-figure = { $wh } Wh, { $grams } g CO₂e
 regenerate = Régénérer

@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod auth;
 pub mod break_glass;
+pub mod classification;
 pub mod energy;
 pub mod error;
 pub mod extract;

@@ -23,6 +23,9 @@ pub struct RemoteProvider {
     pub(crate) client: HttpClient,
     /// Messages leave with placeholders instead of personal data.
     pub pseudonymize: bool,
+    /// The highest classification level it may receive (empty: the
+    /// lowest).
+    pub accreditation: String,
 }
 
 impl std::fmt::Debug for RemoteProvider {
@@ -71,6 +74,7 @@ impl RemoteProvider {
             key,
             client,
             pseudonymize: config.pseudonymize,
+            accreditation: config.accreditation.clone(),
         })
     }
 

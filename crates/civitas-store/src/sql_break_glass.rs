@@ -32,6 +32,19 @@ macro_rules! impl_sql_break_glass_store {
         }
 
         impl $store {
+            /// Takes the row's write lock (and SQLite's) before anything is read.
+            async fn sql_lock_break_glass(
+                transaction: &mut sqlx::Transaction<'_, $db>,
+                id: &str,
+            ) -> $crate::StoreResult<()> {
+                sqlx::query("UPDATE break_glass SET reads = reads WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut **transaction)
+                    .await
+                    .map_err(sql_unavailable)?;
+                Ok(())
+            }
+
             /// Request `id` (of `agency_id` when given).
             async fn sql_break_glass_one(
                 executor: impl sqlx::Executor<'_, Database = $db>,
@@ -140,6 +153,10 @@ macro_rules! impl_sql_break_glass_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<Option<$crate::BreakGlass>> {
                 let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+                // Writing first takes SQLite's write lock at once: a read
+                // followed by a write could fail if another connection wrote
+                // in between.
+                Self::sql_lock_break_glass(&mut transaction, id).await?;
                 let Some(mut grant) =
                     Self::sql_break_glass_one(&mut *transaction, id, Some(agency_id)).await?
                 else {
@@ -207,6 +224,7 @@ macro_rules! impl_sql_break_glass_store {
                 at: chrono::DateTime<chrono::Utc>,
             ) -> $crate::StoreResult<bool> {
                 let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+                Self::sql_lock_break_glass(&mut transaction, id).await?;
                 let open = Self::sql_break_glass_one(&mut *transaction, id, None)
                     .await?
                     .is_some_and(|grant| grant.is_open(at));

@@ -694,6 +694,7 @@ fn provider_for(
         allow_internal,
         timeout_seconds: 60,
         pseudonymize: true,
+        accreditation: String::new(),
     }
 }
 

@@ -59,7 +59,7 @@ async fn personal_data_leaves_as_placeholders_and_comes_back() {
         .route("/v1/chat/completions", post(echo))
         .with_state(Arc::clone(&seen));
     tokio::spawn(async move { axum::serve(listener, echo_server).await });
-    let provider = |name: &str, pseudonymize: bool| civitas_config::ProviderConfig {
+    let provider = |name: &str, pseudonymize: bool, accreditation: &str| civitas_config::ProviderConfig {
         name: name.to_owned(),
         base_url: format!("http://{address}/v1"),
         api_key: String::new(),
@@ -67,11 +67,12 @@ async fn personal_data_leaves_as_placeholders_and_comes_back() {
         allow_internal: true,
         timeout_seconds: 30,
         pseudonymize,
+        accreditation: accreditation.to_owned(),
     };
     let Some(gateway) = spawn_app_with(AppOptions {
         local_model: false,
         embeddings: false,
-        providers: vec![provider("cloud", true), provider("agency", false)],
+        providers: vec![provider("cloud", true, ""), provider("agency", false, "cui")],
         ..AppOptions::default()
     })
     .await
@@ -133,6 +134,53 @@ async fn personal_data_leaves_as_placeholders_and_comes_back() {
         .await;
     let sent = seen.lock().unwrap().last().unwrap().clone();
     assert_eq!(sent["messages"][0]["content"], QUESTION);
+    // A marked prompt goes only to a model accredited for its level, and
+    // a marking no level lists goes nowhere; each refusal is recorded.
+    let marked = |model: &str, marking: &str| json!({ "model": model, "messages": [{ "role": "user", "content": format!("{marking}\nCase notes of the inspection.") }] });
+    let before = seen.lock().unwrap().len();
+    let refused = gateway
+        .post_json("/v1/chat/completions", &marked("cloud-model", "CUI//SP-PRVCY"))
+        .await;
+    assert_eq!(refused.status(), 403);
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], "classification_not_allowed");
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("accredited up to UNCLASSIFIED"));
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        before,
+        "the provider received nothing"
+    );
+    let allowed = gateway
+        .post_json("/v1/chat/completions", &marked("agency-model", "CUI//SP-PRVCY"))
+        .await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(seen.lock().unwrap().len(), before + 1);
+    let beyond = gateway
+        .post_json(
+            "/v1/chat/completions",
+            &marked("agency-model", "TOP SECRET//NOFORN"),
+        )
+        .await;
+    assert_eq!(beyond.status(), 403);
+    assert_eq!(seen.lock().unwrap().len(), before + 1);
+    let denials: Vec<_> = gateway
+        .store
+        .audit_records(1, 10_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|record| record.action == "policy.denied" && record.details["reason"] == "classification")
+        .collect();
+    assert_eq!(denials.len(), 2, "{denials:?}");
+    assert_eq!(denials[0].details["level"], "cui");
+    assert_eq!(denials[1].details["beyond_every_level"], true);
+    assert!(denials
+        .iter()
+        .all(|record| !record.details.to_string().contains("inspection")));
+
     // Nothing of the question reached any record.
     let records = gateway.store.audit_records(1, 10_000).await.unwrap();
     assert!(records

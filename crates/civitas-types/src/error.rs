@@ -96,6 +96,9 @@ error_codes! {
     /// A break-glass access needs a second person: the one who asked
     /// cannot approve it, nor the person concerned.
     SecondApproverRequired => ("second_approver_required", "permission_error", 403),
+    /// The conversation's classification (or a marking in it) is above
+    /// what the model is accredited for.
+    ClassificationNotAllowed => ("classification_not_allowed", "permission_error", 403),
     /// The break-glass access is pending, refused or expired.
     BreakGlassNotOpen => ("break_glass_not_open", "permission_error", 403),
     /// The model exists but the caller's groups (or key) may not use it.

@@ -819,14 +819,22 @@ pub async fn completions(
     let started = arrived
         .map(|Extension(RequestStart(at))| at)
         .unwrap_or_else(Instant::now);
+    let level = state.config.workspace.default_classification.clone();
     let keep = Keep::NewConversation {
-        classification: state.config.workspace.default_classification.clone(),
+        classification: level.clone(),
     };
-    run(state, &principal, caller, request_id, started, request, keep).await
+    run(
+        state, &principal, caller, request_id, started, request, keep, &level,
+    )
+    .await
 }
 
-/// One completion for `principal`, kept as `keep` says: the API's handler
-/// and the workspace's both come here.
+/// One completion for `principal`, kept as `keep` says, at classification
+/// `level`: the API's handler and the workspace's both come here.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "who, what, where it is kept and at which level"
+)]
 pub async fn run(
     state: AppState,
     principal: &civitas_identity::Principal,
@@ -835,6 +843,7 @@ pub async fn run(
     started: Instant,
     request: ChatCompletionRequest,
     keep: Keep,
+    level: &str,
 ) -> Result<Response, ApiError> {
     let started_at = chrono::Utc::now();
     let served = state
@@ -860,13 +869,16 @@ pub async fn run(
             .find(|provider| provider.serves(&request.model))
             .cloned()
             .ok_or_else(|| model_not_found(&request.model))?;
+        let cleared =
+            crate::classification::clear(&state, principal, &request_id, level, &request, Some(&provider))
+                .await?;
         let forwarded = crate::routes::remote::Forwarded {
             caller,
             request_id,
             started,
             started_at,
         };
-        return crate::routes::remote::forward_chat(state, provider, request, forwarded).await;
+        return crate::routes::remote::forward_chat(state, provider, request, forwarded, cleared).await;
     };
     if state.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::new(
@@ -874,6 +886,9 @@ pub async fn run(
             "the server is shutting down",
         ));
     }
+    // The local model may receive any level, but a marking above every
+    // level still goes nowhere.
+    crate::classification::clear(&state, principal, &request_id, level, &request, None).await?;
     let plan = plan(request, &state, &engine)?;
     let prompt = engine
         .prepare(&plan.messages, plan.tools.as_ref(), &plan.assistant_prefix)

@@ -200,6 +200,8 @@ pub async fn forward_chat(
     provider: Arc<RemoteProvider>,
     mut request: ChatCompletionRequest,
     forwarded: Forwarded,
+    // No request reaches a provider without its classification decision.
+    _cleared: crate::classification::Cleared,
 ) -> Result<Response, ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::invalid(

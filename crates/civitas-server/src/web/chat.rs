@@ -553,6 +553,7 @@ fn error_text(t: Texts, error: &ApiError, request_id: &str) -> String {
         }
         ErrorCode::InvalidParameter | ErrorCode::InvalidRequestBody => t.get("error-question"),
         ErrorCode::UpstreamError => t.get("error-upstream"),
+        ErrorCode::ClassificationNotAllowed => t.get("error-classification-not-allowed"),
         _ => t.with("error-generic", &[("reference", request_id)]),
     }
 }
@@ -591,6 +592,10 @@ fn completion_request<'a>(
 }
 
 /// Runs one completion for the workspace under the person's limits.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "who, what, where it is kept and at which level"
+)]
 async fn generate(
     state: &AppState,
     principal: &Principal,
@@ -598,6 +603,7 @@ async fn generate(
     request_id: String,
     mut request: ChatCompletionRequest,
     keep: Keep,
+    level: &str,
 ) -> Result<Response, ApiError> {
     let origin = crate::audit::Origin {
         request_id: Some(request_id.clone()),
@@ -617,6 +623,7 @@ async fn generate(
             Instant::now(),
             request,
             keep,
+            level,
         )
         .await;
     }
@@ -633,6 +640,7 @@ async fn generate(
         started,
         request,
         Keep::Nothing,
+        level,
     )
     .await?;
     let status = response.status();
@@ -723,7 +731,18 @@ async fn answer(
         ticket,
     };
     let result = match request {
-        Ok(request) => generate(state, principal, version, request_id.clone(), request, keep).await,
+        Ok(request) => {
+            generate(
+                state,
+                principal,
+                version,
+                request_id.clone(),
+                request,
+                keep,
+                &conversation.classification,
+            )
+            .await
+        }
         Err(error) => Err(error),
     };
     match result {
@@ -1407,6 +1426,7 @@ pub async fn temporary_reply(
                 request_id.clone(),
                 completion,
                 Keep::Nothing,
+                &state.config.workspace.default_classification,
             )
             .await
         }

@@ -210,7 +210,14 @@ mod tests {
         let english = ids(CATALOGUES[0].1);
         assert!(english.len() > 10);
         for (lang, text) in CATALOGUES {
-            assert_eq!(ids(text), english, "{lang} and en list different messages");
+            let listed = ids(text);
+            let mut unique = listed.clone();
+            unique.dedup();
+            assert_eq!(
+                listed, unique,
+                "{lang} defines a message twice (the last one wins silently)"
+            );
+            assert_eq!(listed, english, "{lang} and en list different messages");
             assert!(
                 FluentResource::try_new(text.to_owned()).is_ok(),
                 "{lang} does not parse"

@@ -1,0 +1,133 @@
+//! The classification decision made before every model call: a
+//! conversation (or a prompt whose markings raise it) goes only to a model
+//! accredited for its level — the local model for any level, a remote
+//! provider up to its `accreditation` (the lowest level when unset). A
+//! marking no level lists is above every level and goes to no model.
+//!
+//! A model call needs a [`Cleared`], which only [`clear`] makes: there is
+//! no way to reach a model without this decision. Refusals are recorded
+//! in the audit log (`policy.denied`, the levels and the markings' kinds,
+//! never the text).
+
+use civitas_audit::{Action, Outcome};
+use civitas_identity::Principal;
+use civitas_protect::{analyze, Entity, Options};
+use civitas_types::openai::ChatCompletionRequest;
+use civitas_types::ErrorCode;
+use serde_json::json;
+
+use crate::audit::{entry, Origin};
+use crate::error::ApiError;
+use crate::providers::RemoteProvider;
+use crate::state::AppState;
+
+/// Proof that a request was cleared for its model; made by [`clear`] only.
+#[derive(Debug)]
+pub struct Cleared {
+    /// The level the request was cleared at (its own, or a marking's).
+    pub level: String,
+}
+
+/// What a level is called, for a person.
+fn label(state: &AppState, id: &str) -> String {
+    state
+        .config
+        .classifications
+        .iter()
+        .find(|level| level.id == id)
+        .and_then(|level| level.labels.get("en").cloned())
+        .unwrap_or_else(|| id.to_owned())
+}
+
+/// Clears `request`, at `level`, for the model that will answer it (a
+/// remote `provider`, or the local model when `None`).
+pub async fn clear(
+    state: &AppState,
+    principal: &Principal,
+    request_id: &str,
+    level: &str,
+    request: &ChatCompletionRequest,
+    provider: Option<&RemoteProvider>,
+) -> Result<Cleared, ApiError> {
+    let levels = &state.config.classifications;
+    let rank = |id: &str| levels.iter().position(|known| known.id == id);
+    let mut effective = rank(level).unwrap_or(0);
+    // Markings in the messages raise the level.
+    let only_markings = Options {
+        entities: vec![Entity::ClassificationMarking],
+        ..Options::default()
+    };
+    let mut beyond: Option<String> = None;
+    let mut markings = Vec::new();
+    for message in &request.messages {
+        let Some(content) = &message.content else { continue };
+        let text = content.text();
+        for finding in analyze(&text, &only_markings) {
+            let marking = text[finding.start..finding.end].to_uppercase();
+            let at = levels.iter().enumerate().rev().find_map(|(index, level)| {
+                level
+                    .markings
+                    .iter()
+                    .any(|listed| marking.starts_with(&listed.to_uppercase()))
+                    .then_some(index)
+            });
+            match at {
+                Some(index) => effective = effective.max(index),
+                None => {
+                    beyond.get_or_insert_with(|| marking.clone());
+                }
+            }
+            markings.push(marking);
+        }
+    }
+    let ceiling = match provider {
+        None => levels.len().saturating_sub(1),
+        Some(provider) => rank(&provider.accreditation).unwrap_or(0),
+    };
+    let effective_id = levels
+        .get(effective)
+        .map(|known| known.id.clone())
+        .unwrap_or_else(|| level.to_owned());
+    let ceiling_id = levels
+        .get(ceiling)
+        .map(|known| known.id.clone())
+        .unwrap_or_default();
+    let refusal = if let Some(marking) = &beyond {
+        Some(format!(
+            "the text carries the marking {marking}, above every level this installation handles; it goes to no model"
+        ))
+    } else if effective > ceiling {
+        Some(format!(
+            "this conversation is {}; the model {} is accredited up to {}",
+            label(state, &effective_id),
+            request.model,
+            label(state, &ceiling_id)
+        ))
+    } else {
+        None
+    };
+    let Some(reason) = refusal else {
+        return Ok(Cleared { level: effective_id });
+    };
+    let origin = Origin {
+        request_id: Some(request_id.to_owned()),
+        ..Origin::default()
+    };
+    let record = entry(
+        principal,
+        &origin,
+        Action::PolicyDenied,
+        Some(format!("model:{}", request.model)),
+        Outcome::Denied,
+        json!({
+            "reason": "classification",
+            "level": effective_id,
+            "marked": markings,
+            "beyond_every_level": beyond.is_some(),
+            "model_accredited_up_to": ceiling_id,
+            "provider": provider.map(|provider| provider.name.clone()),
+        }),
+    );
+    crate::audit::record(state.store.as_ref(), vec![record]).await?;
+    Err(ApiError::new(ErrorCode::ClassificationNotAllowed, reason))
+}
