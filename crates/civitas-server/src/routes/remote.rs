@@ -172,24 +172,41 @@ impl StreamRestorer {
         format!("data: {template}\n\n")
     }
 
-    /// The events completed by `bytes`, restored.
+    /// The events completed by `bytes`, restored (`\r\n` line ends are
+    /// read as `\n`).
     fn feed(&mut self, bytes: &[u8]) -> String {
-        self.buffer.extend_from_slice(bytes);
+        self.buffer
+            .extend(bytes.iter().copied().filter(|&byte| byte != b'\r'));
         let mut out = String::new();
         while let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
             let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
-            let text = String::from_utf8_lossy(&event);
-            for line in text.lines() {
-                match line.strip_prefix("data:") {
-                    Some(data) => out.push_str(&self.event(data.trim_start())),
-                    None if line.is_empty() => {}
-                    None => {
-                        out.push_str(line);
-                        out.push_str("\n\n");
-                    }
+            out.push_str(&self.lines(&event));
+        }
+        out
+    }
+
+    fn lines(&mut self, event: &[u8]) -> String {
+        let mut out = String::new();
+        let text = String::from_utf8_lossy(event).into_owned();
+        for line in text.lines() {
+            match line.strip_prefix("data:") {
+                Some(data) => out.push_str(&self.event(data.trim_start())),
+                None if line.is_empty() => {}
+                None => {
+                    out.push_str(line);
+                    out.push_str("\n\n");
                 }
             }
         }
+        out
+    }
+
+    /// At the end of the upstream: an unterminated last event, then what
+    /// is still held.
+    fn end(&mut self) -> String {
+        let rest = std::mem::take(&mut self.buffer);
+        let mut out = self.lines(&rest);
+        out.push_str(&self.flush());
         out
     }
 }
@@ -261,7 +278,7 @@ pub async fn forward_chat(
             // An upstream that ends without `[DONE]` still gets what was held.
             let tail = futures::stream::once(async move {
                 let mut restorer = at_end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                Ok::<_, reqwest::Error>(bytes::Bytes::from(restorer.flush()))
+                Ok::<_, reqwest::Error>(bytes::Bytes::from(restorer.end()))
             });
             Body::from_stream(restored.chain(tail))
         };
@@ -309,4 +326,51 @@ pub async fn forward_chat(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(marked(response))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn restorer() -> StreamRestorer {
+        let mut vault = Vault::new();
+        vault.placeholder(civitas_protect::Entity::Person, "Jeanne Martin");
+        StreamRestorer {
+            vault,
+            restorers: std::collections::BTreeMap::new(),
+            buffer: Vec::new(),
+            last: None,
+        }
+    }
+
+    fn contents(sse: &str) -> String {
+        sse.lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+            .filter_map(|chunk| {
+                chunk["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn crlf_events_and_an_unterminated_end_lose_nothing() {
+        let chunk = |text: &str| {
+            format!(
+                "data: {}\r\n\r\n",
+                serde_json::json!({ "id": "x", "choices": [{ "index": 0, "delta": { "content": text } }] })
+            )
+        };
+        let mut stream = restorer();
+        let mut out = stream.feed(chunk("Hello <PER").as_bytes());
+        out.push_str(&stream.feed(chunk("SON_1>, see <PERSON_1").as_bytes()));
+        // The upstream stops without a blank line or [DONE].
+        let last = chunk(">.");
+        out.push_str(&stream.feed(last.trim_end().as_bytes()));
+        out.push_str(&stream.end());
+        assert_eq!(contents(&out), "Hello Jeanne Martin, see Jeanne Martin.");
+        assert!(!out.contains("<PERSON_1>"));
+    }
 }
