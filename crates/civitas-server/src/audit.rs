@@ -631,6 +631,20 @@ fn masked(value: Value) -> Value {
     }
 }
 
+/// Largest `after` kept whole in an audit record, in bytes of JSON.
+const MAX_RECORDED_CHANGE: usize = 16 * 1024;
+
+/// `value`, or a note of its size when it is too large to keep whole in
+/// the log (a bulk provisioning call, say).
+fn bounded(value: Value) -> Value {
+    let size = value.to_string().len();
+    if size <= MAX_RECORDED_CHANGE {
+        value
+    } else {
+        json!({ "omitted": "too large to keep whole in the audit log", "bytes": size })
+    }
+}
+
 /// What an administration change on `route` is about to alter, read
 /// before it runs (people, their groups and roles, a group's models, a
 /// scope's limits); `None` for creations and anything else.
@@ -722,7 +736,7 @@ pub async fn record_changes(
             details["before"] = before;
         }
         if let Some(asked) = asked {
-            details["after"] = asked;
+            details["after"] = bounded(asked);
         }
         axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))
     } else {
@@ -791,5 +805,15 @@ mod tests {
             })
         );
         assert!(!masked.to_string().contains("s3cret"));
+    }
+
+    #[test]
+    fn a_huge_change_is_noted_by_its_size_not_kept() {
+        let small = json!({ "roles": ["member"] });
+        assert_eq!(bounded(small.clone()), small);
+        let huge = json!({ "members": vec!["someone@agency.example.gov"; 2000] });
+        let noted = bounded(huge);
+        assert!(noted["bytes"].as_u64().unwrap() > MAX_RECORDED_CHANGE as u64);
+        assert!(noted.get("members").is_none());
     }
 }
