@@ -273,6 +273,8 @@ async fn what_people_do_is_recorded_without_content_and_the_log_verifies() {
     assert_eq!(provenance["classification"], "unclassified");
     assert!(provenance["usage"]["completion_tokens"].as_i64().unwrap() > 0);
     assert_eq!(provenance["generation"]["parameters"]["temperature"], "1");
+    assert_eq!(provenance["data_protection"]["decision"], "allow");
+    assert_eq!(provenance["data_protection"]["level"], "unclassified");
     assert!(
         provenance["generation"]["parameters"]["max_tokens"]
             .as_u64()

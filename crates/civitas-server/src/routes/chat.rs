@@ -600,6 +600,8 @@ struct RequestContext {
     keep: Keep,
     /// How it was asked to generate (for the answer's provenance).
     params: civitas_inference::GenerationParams,
+    /// The data-protection decision it was made under.
+    decision: Value,
 }
 
 /// A stored message's metadata object (`None` when it has nothing).
@@ -640,6 +642,7 @@ fn generation_metadata(context: &RequestContext, outcome: &Outcome, has_tool_cal
         "latency_ms": context.started.elapsed().as_millis() as u64,
         "first_token_ms": outcome.first_text_seconds.map(|seconds| (seconds * 1000.0).round() as u64),
         "finish": finish,
+        "data_protection": context.decision,
         // The parameters, never the stop sequences' text or the schema;
         // decimals as text, so that a signed provenance holds no float.
         "parameters": {
@@ -669,6 +672,7 @@ async fn persist(
         started_at,
         keep,
         params: _,
+        decision: _,
     } = context;
     let (started, started_at) = (*started, *started_at);
     let mut conversation_id = None;
@@ -888,7 +892,10 @@ pub async fn run(
     }
     // The local model may receive any level, but a marking above every
     // level still goes nowhere.
-    crate::classification::clear(&state, principal, &request_id, level, &request, None).await?;
+    let cleared = crate::classification::clear(&state, principal, &request_id, level, &request, None).await?;
+    // The decision goes with the answer into its provenance.
+    let decision =
+        json!({ "decision": "allow", "level": cleared.level, "pseudonymized": false, "model": "local" });
     let plan = plan(request, &state, &engine)?;
     let prompt = engine
         .prepare(&plan.messages, plan.tools.as_ref(), &plan.assistant_prefix)
@@ -1000,6 +1007,7 @@ pub async fn run(
                 started_at,
                 keep,
                 params: plan.params.clone(),
+                decision,
             };
             persist(&context, &plan.messages, &answer, &outcome).await;
         });
@@ -1030,6 +1038,7 @@ pub async fn run(
             started_at,
             keep,
             params: plan.params.clone(),
+            decision,
         };
         let conversation_id = persist(&context, &plan.messages, &answer, &outcome).await;
         let _ = done.send((outcome, answer, conversation_id));

@@ -117,7 +117,8 @@ pub struct Provenance {
     pub request_id: Option<String>,
     /// Passages the answer was grounded on (none before knowledge bases).
     pub sources: Vec<Value>,
-    /// Data-protection decisions and redactions (none before the policy engine).
+    /// The data-protection decision the answer was made under (level
+    /// cleared, whether the text was pseudonymized).
     #[schema(value_type = Object)]
     pub data_protection: Value,
     /// The audit record of the model call: sequence number and hash.
@@ -175,6 +176,7 @@ pub async fn provenance(
         .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or(Value::Null);
     let generation = metadata["generation"].clone();
+    let data_protection = generation["data_protection"].clone();
     let model = generation["model"].as_str().map(str::to_owned);
     let local = state
         .chat
@@ -246,7 +248,7 @@ pub async fn provenance(
         request_id,
         generation,
         sources: Vec::new(),
-        data_protection: Value::Null,
+        data_protection,
         audit,
     };
     let document = serde_json::to_value(&provenance).map_err(|_| ApiError::internal())?;
