@@ -39,6 +39,41 @@ fn label(state: &AppState, id: &str) -> String {
         .unwrap_or_else(|| id.to_owned())
 }
 
+/// The highest level the markings found in `text` put it at, among the
+/// configured ones (markings no level lists are refused at the model
+/// call, not here).
+pub fn marked_level(state: &AppState, text: &str) -> Option<usize> {
+    let only_markings = Options {
+        entities: vec![Entity::ClassificationMarking],
+        ..Options::default()
+    };
+    let levels = &state.config.classifications;
+    analyze(text, &only_markings)
+        .into_iter()
+        .filter_map(|finding| {
+            let marking = text[finding.start..finding.end].to_uppercase();
+            levels.iter().enumerate().rev().find_map(|(index, level)| {
+                level
+                    .markings
+                    .iter()
+                    .any(|listed| marking.starts_with(&listed.to_uppercase()))
+                    .then_some(index)
+            })
+        })
+        .max()
+}
+
+/// `level`, or the higher one the markings in `text` call for (the id).
+pub fn raised(state: &AppState, level: &str, text: &str) -> String {
+    let levels = &state.config.classifications;
+    let current = levels.iter().position(|known| known.id == level);
+    match (current, marked_level(state, text)) {
+        (Some(current), Some(marked)) if marked > current => levels[marked].id.clone(),
+        (None, Some(marked)) => levels[marked].id.clone(),
+        _ => level.to_owned(),
+    }
+}
+
 /// Clears `request`, at `level`, for the model that will answer it (a
 /// remote `provider`, or the local model when `None`).
 pub async fn clear(

@@ -62,6 +62,25 @@ impl $crate::WorkspaceStore for $store {
             .map_err(sql_unavailable)
     }
 
+async fn set_classification(
+    &self,
+    owner: &str,
+    conversation_id: &str,
+    level: &str,
+) -> $crate::StoreResult<bool> {
+    $crate::check_text("classification", level)?;
+    let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+    let done = sqlx::query("UPDATE conversations SET classification = $3 WHERE id = $1 AND owner = $2")
+        .bind(conversation_id)
+        .bind(owner)
+        .bind(level)
+        .execute(&mut *transaction)
+        .await
+        .map_err(sql_unavailable)?;
+    Self::sql_finish(transaction).await?;
+    Ok(done.rows_affected() > 0)
+}
+
     async fn rename_conversation(
         &self,
         owner: &str,

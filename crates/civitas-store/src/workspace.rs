@@ -73,6 +73,11 @@ pub trait WorkspaceStore {
     async fn rename_conversation(&self, owner: &str, conversation_id: &str, title: &str)
         -> StoreResult<bool>;
 
+    /// Sets the classification level of one of `owner`'s conversations
+    /// (raised when a marking is found in it); `false` when they have no
+    /// such conversation.
+    async fn set_classification(&self, owner: &str, conversation_id: &str, level: &str) -> StoreResult<bool>;
+
     /// Deletes one of `owner`'s conversations with its messages; `false`
     /// when they have no such conversation.
     async fn delete_conversation(&self, owner: &str, conversation_id: &str) -> StoreResult<bool>;

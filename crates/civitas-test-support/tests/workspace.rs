@@ -696,3 +696,58 @@ async fn an_account_awaiting_approval_lands_on_its_own_page() {
         .contains("Votre compte attend une validation"));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_marking_in_a_message_raises_the_conversation_for_good() {
+    let Some(app) = spawn_app_with(options()).await else {
+        return;
+    };
+    let (_, session) = member(&app, "marked", "analyst@marked.example.gov").await;
+    // Chosen unclassified, but the first message is marked CUI.
+    let first = ask(
+        &app,
+        &session,
+        "CUI//SP-PRVCY Summarise the case notes.",
+        "unclassified",
+    )
+    .await;
+    let stored = app.store.get_conversation(&first).await.unwrap().unwrap();
+    assert_eq!(stored.classification, "cui");
+    let page = session
+        .get(&app, &format!("/c/{first}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("civitas-classification--cui"));
+
+    // A plain conversation stays as chosen until a marked reply comes.
+    let second = ask(&app, &session, "What is the capital of France?", "unclassified").await;
+    assert_eq!(
+        app.store
+            .get_conversation(&second)
+            .await
+            .unwrap()
+            .unwrap()
+            .classification,
+        "unclassified"
+    );
+    let replied = session
+        .post(
+            &app,
+            &format!("/c/{second}/reply"),
+            &[("content", "FOUO: and the deadline for the appeal?")],
+        )
+        .await;
+    assert_eq!(replied.status(), 303, "{}", replied.text().await.unwrap());
+    assert_eq!(
+        app.store
+            .get_conversation(&second)
+            .await
+            .unwrap()
+            .unwrap()
+            .classification,
+        "cui"
+    );
+    app.shutdown().await;
+}

@@ -878,7 +878,8 @@ pub async fn create(
                 owner: principal.id().to_owned(),
                 title: Some(title),
                 model: form.model.clone(),
-                classification: form.classification.clone(),
+                // A marking in the first message raises the chosen level.
+                classification: crate::classification::raised(&state, &form.classification, &content),
             },
             vec![NewMessage {
                 role: "user".to_owned(),
@@ -1040,6 +1041,31 @@ pub async fn reply(
             &request_id,
         )
         .await;
+    }
+    // A marking in the message raises the conversation's level for good.
+    let mut conversation = conversation;
+    let level = crate::classification::raised(&state, &conversation.classification, &form.content);
+    if level != conversation.classification {
+        match state
+            .store
+            .set_classification(principal.id(), &conversation.id, &level)
+            .await
+        {
+            Ok(_) => conversation.classification = level,
+            Err(error) => {
+                drop(ticket);
+                return fail(
+                    &state,
+                    t,
+                    &principal,
+                    &conversation,
+                    stream,
+                    &ApiError::storage(error),
+                    &request_id,
+                )
+                .await;
+            }
+        }
     }
     answer(
         &state,

@@ -88,6 +88,17 @@ pub async fn rename_and_delete_only_by_the_owner(store: &dyn Store) {
         .await
         .unwrap_err();
     assert!(matches!(error, StoreError::Invalid(_)), "{error:?}");
+    // The level changes for the owner only.
+    assert!(!store
+        .set_classification("intruder", &kept.id, "secret")
+        .await
+        .unwrap());
+    assert!(store
+        .set_classification(&owner, &kept.id, "secret")
+        .await
+        .unwrap());
+    let raised = store.get_conversation(&kept.id).await.unwrap().unwrap();
+    assert_eq!(raised.classification, "secret");
 
     assert!(!store.delete_conversation("intruder", &kept.id).await.unwrap());
     assert!(store.get_conversation(&kept.id).await.unwrap().is_some());
