@@ -631,6 +631,27 @@ fn masked(value: Value) -> Value {
     }
 }
 
+/// What an administration change on `route` (at `path`) records beside
+/// who and when: `before`, the state it is about to alter, read now, and
+/// `after`, what was `asked` (secret fields masked, size bounded). The
+/// API's layer and the workspace's pages both use it.
+pub async fn change_details(
+    state: &AppState,
+    route: &str,
+    path: &str,
+    asked: Option<Value>,
+) -> serde_json::Map<String, Value> {
+    let asked = asked.map(masked);
+    let mut details = serde_json::Map::new();
+    if let Some(before) = state_before(state, route, path, asked.as_ref()).await {
+        details.insert("before".to_owned(), before);
+    }
+    if let Some(asked) = asked.filter(|asked| !asked.is_null()) {
+        details.insert("after".to_owned(), bounded(asked));
+    }
+    details
+}
+
 /// Largest `after` kept whole in an audit record, in bytes of JSON.
 const MAX_RECORDED_CHANGE: usize = 16 * 1024;
 
@@ -731,12 +752,12 @@ pub async fn record_changes(
                 .into_response()
             }
         };
-        let asked = serde_json::from_slice::<Value>(&bytes).ok().map(masked);
-        if let Some(before) = state_before(&state, &route, &path, asked.as_ref()).await {
-            details["before"] = before;
-        }
-        if let Some(asked) = asked {
-            details["after"] = bounded(asked);
+        let asked = serde_json::from_slice::<Value>(&bytes).ok();
+        if let (Some(details), changed) = (
+            details.as_object_mut(),
+            change_details(&state, &route, &path, asked).await,
+        ) {
+            details.extend(changed);
         }
         axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))
     } else {

@@ -39,10 +39,10 @@ fn label(state: &AppState, id: &str) -> String {
         .unwrap_or_else(|| id.to_owned())
 }
 
-/// The highest level the markings found in `text` put it at, among the
-/// configured ones (markings no level lists are refused at the model
-/// call, not here).
-pub fn marked_level(state: &AppState, text: &str) -> Option<usize> {
+/// Each marking found in `text` (in capitals) with the index of the
+/// highest configured level that lists it (`None`: a marking no level
+/// lists, above them all).
+fn markings_in(state: &AppState, text: &str) -> Vec<(String, Option<usize>)> {
     let only_markings = Options {
         entities: vec![Entity::ClassificationMarking],
         ..Options::default()
@@ -50,16 +50,27 @@ pub fn marked_level(state: &AppState, text: &str) -> Option<usize> {
     let levels = &state.config.classifications;
     analyze(text, &only_markings)
         .into_iter()
-        .filter_map(|finding| {
+        .map(|finding| {
             let marking = text[finding.start..finding.end].to_uppercase();
-            levels.iter().enumerate().rev().find_map(|(index, level)| {
+            let at = levels.iter().enumerate().rev().find_map(|(index, level)| {
                 level
                     .markings
                     .iter()
                     .any(|listed| marking.starts_with(&listed.to_uppercase()))
                     .then_some(index)
-            })
+            });
+            (marking, at)
         })
+        .collect()
+}
+
+/// The highest level the markings found in `text` put it at, among the
+/// configured ones (markings no level lists are refused at the model
+/// call, not here).
+pub fn marked_level(state: &AppState, text: &str) -> Option<usize> {
+    markings_in(state, text)
+        .into_iter()
+        .filter_map(|(_, at)| at)
         .max()
 }
 
@@ -88,24 +99,11 @@ pub async fn clear(
     let rank = |id: &str| levels.iter().position(|known| known.id == id);
     let mut effective = rank(level).unwrap_or(0);
     // Markings in the messages raise the level.
-    let only_markings = Options {
-        entities: vec![Entity::ClassificationMarking],
-        ..Options::default()
-    };
     let mut beyond: Option<String> = None;
     let mut markings = Vec::new();
     for message in &request.messages {
         let Some(content) = &message.content else { continue };
-        let text = content.text();
-        for finding in analyze(&text, &only_markings) {
-            let marking = text[finding.start..finding.end].to_uppercase();
-            let at = levels.iter().enumerate().rev().find_map(|(index, level)| {
-                level
-                    .markings
-                    .iter()
-                    .any(|listed| marking.starts_with(&listed.to_uppercase()))
-                    .then_some(index)
-            });
+        for (marking, at) in markings_in(state, &content.text()) {
             match at {
                 Some(index) => effective = effective.max(index),
                 None => {

@@ -193,6 +193,39 @@ async fn people_are_added_with_errors_next_to_their_fields() {
         grants.roles.iter().map(|g| g.role.as_str()).collect::<Vec<_>>(),
         vec!["finance-manager"]
     );
+    // Recorded as the API records it: the roles before and those asked.
+    let changed = app
+        .store
+        .search_audit(
+            &civitas_store::AuditFilter {
+                action: Some("admin.change".to_owned()),
+                ..civitas_store::AuditFilter::default()
+            },
+            50,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|record| record.details["change"] == "roles" && record.details["via"] == "workspace")
+        .expect("the change of roles is recorded");
+    let before: Vec<&str> = changed.details["before"]["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|grant| grant["role"].as_str().unwrap())
+        .collect();
+    assert!(
+        before.contains(&"auditor") && before.contains(&"member"),
+        "{before:?}"
+    );
+    assert_eq!(
+        changed.details["after"]["roles"],
+        serde_json::json!(["finance-manager"])
+    );
+    assert_eq!(
+        changed.target.as_deref(),
+        Some(format!("/api/admin/agencies/{}/people/{}/roles", agency.id, ada.id).as_str())
+    );
     let disabled = admin
         .post(&app, &format!("{person_path}/status"), &[("status", "disabled")])
         .await;

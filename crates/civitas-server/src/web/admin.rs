@@ -112,17 +112,23 @@ pub struct Choice {
 }
 
 /// Runs a change of the administration API for `principal`, recorded in
-/// the audit log (see [`crate::audit::acting`]).
+/// the audit log (see [`crate::audit::acting`]) with the API route it
+/// stands for, the path it acts on and what it asks.
 async fn as_change<T, E>(
     state: &AppState,
     principal: &Principal,
     headers: &HeaderMap,
     action: Action,
     what: &str,
+    (route, path, asked): (&str, String, serde_json::Value),
     change: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    let details = serde_json::json!({ "via": "workspace", "change": what });
-    crate::audit::acting(state, principal, headers, action, None, details, change).await
+    let mut details = serde_json::json!({ "via": "workspace", "change": what, "route": route });
+    // The same before and after as a change made through the API.
+    if let Some(details) = details.as_object_mut() {
+        details.extend(crate::audit::change_details(state, route, &path, Some(asked)).await);
+    }
+    crate::audit::acting(state, principal, headers, action, Some(path), details, change).await
 }
 
 /// The signed-in person of an administration page, with the language.
@@ -569,6 +575,11 @@ pub async fn create_person(
         &headers,
         Action::AdminChange,
         "create_person",
+        (
+            "/api/admin/agencies/{agency_id}/people",
+            format!("/api/admin/agencies/{agency_id}/people"),
+            serde_json::json!({ "email": body.email, "display_name": body.display_name, "roles": body.roles, "group_ids": body.group_ids }),
+        ),
         api::create_person(State(state.clone()), granted, ApiJson(body)),
     )
     .await
@@ -733,7 +744,37 @@ pub async fn change_person(
                 .map(|_| ()),
         }
     };
-    let result = as_change(&state, &principal, &headers, action, &what, change).await;
+    let (route, asked) = match what.as_str() {
+        "status" => (
+            "/api/admin/agencies/{agency_id}/people/{person_id}",
+            serde_json::json!({ "status": field(&fields, "status") }),
+        ),
+        "roles" => (
+            "/api/admin/agencies/{agency_id}/people/{person_id}/roles",
+            serde_json::json!({ "roles": all(&fields, "roles") }),
+        ),
+        "groups" => (
+            "/api/admin/agencies/{agency_id}/people/{person_id}/groups",
+            serde_json::json!({ "group_ids": all(&fields, "group_ids") }),
+        ),
+        _ => (
+            "/api/admin/agencies/{agency_id}/people/{person_id}/sessions",
+            serde_json::Value::Null,
+        ),
+    };
+    let concrete = route
+        .replace("{agency_id}", &agency_id)
+        .replace("{person_id}", &person_id);
+    let result = as_change(
+        &state,
+        &principal,
+        &headers,
+        action,
+        &what,
+        (route, concrete, asked),
+        change,
+    )
+    .await;
     match result {
         Ok(()) => {
             // Approving from the approvals list returns there.
@@ -861,6 +902,11 @@ pub async fn create_group(
         &headers,
         Action::AdminChange,
         "create_group",
+        (
+            "/api/admin/agencies/{agency_id}/groups",
+            format!("/api/admin/agencies/{agency_id}/groups"),
+            serde_json::json!({ "name": body.name }),
+        ),
         api::create_group(State(state.clone()), granted, ApiJson(body)),
     )
     .await
@@ -976,6 +1022,11 @@ pub async fn set_group_models(
         &headers,
         Action::AdminChange,
         "set_group_models",
+        (
+            "/api/admin/agencies/{agency_id}/groups/{group_id}/models",
+            format!("/api/admin/agencies/{agency_id}/groups/{group_id}/models"),
+            serde_json::json!({ "models": body.models }),
+        ),
         api::set_group_models(State(state.clone()), granted, path, ApiJson(body)),
     )
     .await
@@ -1207,6 +1258,11 @@ pub async fn set_limits(
         &headers,
         Action::AdminChange,
         "set_limits",
+        (
+            "/api/admin/agencies/{agency_id}/limits",
+            format!("/api/admin/agencies/{agency_id}/limits"),
+            serde_json::to_value(&body).unwrap_or_default(),
+        ),
         api::set_limits(State(state.clone()), granted, ApiJson(body)),
     )
     .await
@@ -1330,6 +1386,11 @@ pub async fn revoke_key(
         &headers,
         Action::KeyRevoked,
         "revoke_key",
+        (
+            "/api/admin/agencies/{agency_id}/keys/{key_id}",
+            format!("/api/admin/agencies/{agency_id}/keys/{key_id}"),
+            serde_json::Value::Null,
+        ),
         api::revoke_key(State(state.clone()), granted, Path((agency_id.clone(), key_id))),
     )
     .await
@@ -1408,6 +1469,11 @@ pub async fn save_rules(
         &headers,
         Action::AdminChange,
         "rules_of_behaviour",
+        (
+            "/admin/agencies/{agency_id}/rules",
+            format!("/admin/agencies/{agency_id}/rules"),
+            serde_json::json!({ "version": rules.version }),
+        ),
         state.store.put_agency_rules(&rules),
     )
     .await;
