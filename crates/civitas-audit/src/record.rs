@@ -125,6 +125,14 @@ actions! {
     CollectionAccess => "collection.access",
     /// A conversation or a report left the system.
     Export => "data.export",
+    /// A data key was rotated, re-wrapped, retired or destroyed.
+    DataKey => "data.key",
+    /// The retention purge removed records (which ones, never content).
+    Purge => "data.purged",
+    /// A legal hold was placed or released.
+    LegalHold => "data.legal_hold",
+    /// A person's content (and possibly account) was erased on request.
+    Erasure => "data.erased",
     /// A policy, a permission or an agency boundary refused an action.
     PolicyDenied => "policy.denied",
     LimitHit => "limit.hit",

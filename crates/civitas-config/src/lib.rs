@@ -30,6 +30,7 @@ pub struct Config {
     pub audit: AuditConfig,
     pub energy: EnergyConfig,
     pub telemetry: TelemetryConfig,
+    pub data_protection: DataProtectionConfig,
     /// Classification levels, lowest first: the banner of every page and
     /// the level of each conversation.
     pub classifications: Vec<ClassificationLevel>,
@@ -144,6 +145,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             energy: EnergyConfig::default(),
             telemetry: TelemetryConfig::default(),
+            data_protection: DataProtectionConfig::default(),
             classifications: default_classifications(),
             providers: Vec::new(),
             prices: Vec::new(),
@@ -179,6 +181,37 @@ impl Default for AuditConfig {
             checkpoint_every_seconds: 300,
             break_glass_second_approver: true,
             break_glass_max_minutes: 240,
+        }
+    }
+}
+
+/// `[data_protection]`: encryption at rest, clearances and retention.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataProtectionConfig {
+    /// Where the master key that wraps every agency's data keys is read
+    /// from (`env::NAME` or `file::PATH`, 32 bytes in base64). Empty: the
+    /// file `master-key` in the data directory, created on first start.
+    /// Every replica of an installation needs the same key; keep it apart
+    /// from the database and its backups.
+    pub master_key: String,
+    /// Earlier master keys, still accepted to unwrap data keys while
+    /// `civitas keys rewrap` moves them to the current one.
+    pub previous_master_keys: Vec<String>,
+    /// The clearance of people who have none of their own (a level id);
+    /// empty: the highest level.
+    pub default_clearance: String,
+    /// How often the retention purge runs, in seconds; 0 never runs it.
+    pub purge_every_seconds: u64,
+}
+
+impl Default for DataProtectionConfig {
+    fn default() -> Self {
+        DataProtectionConfig {
+            master_key: String::new(),
+            previous_master_keys: Vec::new(),
+            default_clearance: String::new(),
+            purge_every_seconds: 3600,
         }
     }
 }
@@ -384,6 +417,11 @@ pub struct ProviderConfig {
     /// models may receive; empty: the lowest level only.
     #[serde(default)]
     pub accreditation: String,
+    /// Where its models run, as recorded with every decision: `agency`
+    /// (the agency's own servers), `agency-cloud`, or a provider's name and
+    /// region (`azure-usgov-virginia`). Empty: `external`.
+    #[serde(default)]
+    pub jurisdiction: String,
 }
 
 fn default_provider_timeout() -> u64 {
@@ -789,6 +827,14 @@ impl Config {
             }
         }
         self.validate_classifications()?;
+        if !self.data_protection.master_key.is_empty() {
+            SecretLocation::parse(&self.data_protection.master_key)
+                .map_err(|message| invalid("data_protection.master_key", message))?;
+        }
+        for location in &self.data_protection.previous_master_keys {
+            SecretLocation::parse(location)
+                .map_err(|message| invalid("data_protection.previous_master_keys", message))?;
+        }
         if !self.audit.signing_key.is_empty() {
             SecretLocation::parse(&self.audit.signing_key)
                 .map_err(|message| invalid("audit.signing_key", message))?;
@@ -887,6 +933,17 @@ impl Config {
                     ),
                 ));
             }
+        }
+        if !self.data_protection.default_clearance.is_empty()
+            && !ids.contains(self.data_protection.default_clearance.as_str())
+        {
+            return Err(invalid(
+                "data_protection.default_clearance",
+                format!(
+                    "`{}` is not one of the classification levels",
+                    self.data_protection.default_clearance
+                ),
+            ));
         }
         if !ids.contains(self.workspace.default_classification.as_str()) {
             return Err(invalid(

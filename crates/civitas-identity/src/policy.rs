@@ -33,6 +33,11 @@ pub const LIMIT_MANAGERS: &[Role] = &[AgencyAdmin, FinanceManager];
 pub const USAGE_READERS: &[Role] = &[AgencyAdmin, FinanceManager, Auditor];
 /// Read the agency's audit log (metadata, never content).
 pub const AUDIT_READERS: &[Role] = &[Auditor];
+/// Set retention schedules, rotate the agency's data key, set clearances,
+/// answer access and erasure requests.
+pub const RECORDS_MANAGERS: &[Role] = &[AgencyAdmin];
+/// Place, list and release legal holds.
+pub const LEGAL_HOLD_MANAGERS: &[Role] = &[AgencyAdmin, Auditor];
 /// Ask for break-glass access to someone's conversations (and read under
 /// it once open).
 pub const BREAK_GLASS_REQUESTERS: &[Role] = &[AgencyAdmin];
@@ -105,6 +110,7 @@ mod tests {
             kind: "person".to_owned(),
             status: "active".to_owned(),
             external_id: None,
+            clearance: None,
             created_at: chrono::Utc::now(),
         };
         let grants = Grants {

@@ -489,7 +489,10 @@ mod tests {
     async fn store() -> (tempfile::TempDir, civitas_store_sqlite::SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store = civitas_store_sqlite::SqliteStore::open(&url, 2).await.unwrap();
+        let store =
+            civitas_store_sqlite::SqliteStore::open(&url, 2, civitas_store::crypt::Keyring::ephemeral())
+                .await
+                .unwrap();
         (dir, store)
     }
 

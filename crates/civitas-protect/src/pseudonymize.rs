@@ -41,6 +41,15 @@ impl Vault {
         self.values.is_empty()
     }
 
+    /// How many distinct values of each entity type were replaced (never
+    /// the values): what a decision record may say.
+    pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
+        self.counters
+            .iter()
+            .map(|(entity, count)| (entity.clone(), *count))
+            .collect()
+    }
+
     /// The placeholder of `value` found as `entity` (a new one the first
     /// time; the same one ever after).
     pub fn placeholder(&mut self, entity: Entity, value: &str) -> String {

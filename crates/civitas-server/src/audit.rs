@@ -78,35 +78,8 @@ impl Auditor {
 }
 
 fn read_or_create(path: &Path) -> Result<AuditKey, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
-            AuditKey::from_text(&text).ok_or_else(|| format!("{} does not hold an audit key", path.display()))
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            let key = AuditKey::generate();
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(|error| format!("{}: {error}", parent.display()))?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            use std::io::Write;
-            let written = options
-                .open(path)
-                .and_then(|mut file| file.write_all(format!("{}\n", key.to_text()).as_bytes()));
-            match written {
-                Ok(()) => Ok(key),
-                // Another replica or process wrote it first: use theirs.
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => read_or_create(path),
-                Err(error) => Err(format!("{}: {error}", path.display())),
-            }
-        }
-        Err(error) => Err(format!("{}: {error}", path.display())),
-    }
+    let text = crate::protection::read_or_create(path, &|| Ok(AuditKey::generate().to_text()))?;
+    AuditKey::from_text(&text).ok_or_else(|| format!("{} does not hold an audit key", path.display()))
 }
 
 /// Who acted, as the audit log names them.
@@ -585,6 +558,9 @@ fn action_for(route: &str, method: &axum::http::Method) -> Option<Action> {
         "/auth/logout-all" => Action::SessionsRevoked,
         "/auth/totp/setup" | "/auth/totp/confirm" => Action::SecondFactor,
         "/auth/password" => Action::AdminChange,
+        route if route.starts_with("/api/admin/agencies/{agency_id}/legal-holds") => Action::LegalHold,
+        "/api/admin/agencies/{agency_id}/people/{person_id}/erasure" => Action::Erasure,
+        "/api/admin/agencies/{agency_id}/data-keys/rotate" => Action::DataKey,
         "/api/keys"
         | "/api/admin/agencies/{agency_id}/keys"
         | "/api/admin/agencies/{agency_id}/scim-token"
@@ -737,8 +713,10 @@ pub async fn record_changes(
     let path = request.uri().path().to_owned();
     // An administration change keeps what it changed: the state before
     // and what was asked (secrets masked).
-    let request = if action == Action::AdminChange
-        && (route.starts_with("/api/admin/") || route.starts_with("/scim/"))
+    let request = if matches!(
+        action,
+        Action::AdminChange | Action::Erasure | Action::LegalHold | Action::DataKey
+    ) && (route.starts_with("/api/admin/") || route.starts_with("/scim/"))
     {
         let (parts, body) = request.into_parts();
         let limit = state.config.server.max_body_bytes as usize;

@@ -354,6 +354,10 @@ permissions! {
     RequestBreakGlass => policy::BREAK_GLASS_REQUESTERS,
     /// List and decide break-glass requests.
     ApproveBreakGlass => policy::BREAK_GLASS_APPROVERS,
+    /// Retention, data keys, clearances, access and erasure requests.
+    ManageRecords => policy::RECORDS_MANAGERS,
+    /// Legal holds.
+    ManageLegalHolds => policy::LEGAL_HOLD_MANAGERS,
 }
 
 /// The caller may act on the agency named by the `{agency_id}` path

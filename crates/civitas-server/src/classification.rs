@@ -26,6 +26,52 @@ use crate::state::AppState;
 pub struct Cleared {
     /// The level the request was cleared at (its own, or a marking's).
     pub level: String,
+    /// Personal data is replaced by placeholders before it leaves.
+    pub pseudonymize: bool,
+    /// `local`, or the provider's name.
+    pub model_host: String,
+    /// The provider's jurisdiction (`local` for the embedded model).
+    pub jurisdiction: String,
+}
+
+impl Cleared {
+    /// The decision as recorded with the model call and the answer's
+    /// provenance; `replaced` counts the values pseudonymized per type.
+    pub fn decision(
+        &self,
+        replaced: Option<&std::collections::BTreeMap<String, usize>>,
+    ) -> serde_json::Value {
+        json!({
+            "decision": if self.pseudonymize { "allow_pseudonymized" } else { "allow" },
+            "level": self.level,
+            "pseudonymized": self.pseudonymize,
+            "model": self.model_host,
+            "jurisdiction": self.jurisdiction,
+            "replaced": replaced,
+        })
+    }
+}
+
+/// The index of the level a person is cleared for: their own clearance,
+/// else `data_protection.default_clearance`, else the highest level.
+pub fn clearance_rank(state: &AppState, principal: &Principal) -> usize {
+    let levels = &state.config.classifications;
+    let top = levels.len().saturating_sub(1);
+    let rank = |id: &str| levels.iter().position(|known| known.id == id);
+    principal
+        .person
+        .clearance
+        .as_deref()
+        .and_then(rank)
+        .or_else(|| rank(&state.config.data_protection.default_clearance))
+        .unwrap_or(top)
+}
+
+/// Whether `principal` may work at `level` (a level id).
+pub fn cleared_for(state: &AppState, principal: &Principal, level: &str) -> bool {
+    let levels = &state.config.classifications;
+    let rank = levels.iter().position(|known| known.id == level).unwrap_or(0);
+    rank <= clearance_rank(state, principal)
 }
 
 /// What a level is called, for a person.
@@ -125,9 +171,22 @@ pub async fn clear(
         .get(ceiling)
         .map(|known| known.id.clone())
         .unwrap_or_default();
+    let clearance = clearance_rank(state, principal);
+    let clearance_id = levels
+        .get(clearance)
+        .map(|known| known.id.clone())
+        .unwrap_or_default();
+    let mut code = ErrorCode::ClassificationNotAllowed;
     let refusal = if let Some(marking) = &beyond {
         Some(format!(
             "the text carries the marking {marking}, above every level this installation handles; it goes to no model"
+        ))
+    } else if effective > clearance {
+        code = ErrorCode::ClearanceInsufficient;
+        Some(format!(
+            "this conversation is {}; your clearance is {}",
+            label(state, &effective_id),
+            label(state, &clearance_id)
         ))
     } else if effective > ceiling {
         Some(format!(
@@ -140,7 +199,13 @@ pub async fn clear(
         None
     };
     let Some(reason) = refusal else {
-        return Ok(Cleared { level: effective_id });
+        return Ok(Cleared {
+            level: effective_id,
+            pseudonymize: provider.is_some_and(|provider| provider.pseudonymize),
+            model_host: provider.map_or_else(|| "local".to_owned(), |provider| provider.name.clone()),
+            jurisdiction: provider
+                .map_or_else(|| "local".to_owned(), |provider| provider.jurisdiction.clone()),
+        });
     };
     let origin = Origin {
         request_id: Some(request_id.to_owned()),
@@ -153,8 +218,9 @@ pub async fn clear(
         Some(format!("model:{}", request.model)),
         Outcome::Denied,
         json!({
-            "reason": "classification",
+            "reason": if code == ErrorCode::ClearanceInsufficient { "clearance" } else { "classification" },
             "level": effective_id,
+            "clearance": clearance_id,
             "marked": markings,
             "beyond_every_level": beyond.is_some(),
             "model_accredited_up_to": ceiling_id,
@@ -162,5 +228,5 @@ pub async fn clear(
         }),
     );
     crate::audit::record(state.store.as_ref(), vec![record]).await?;
-    Err(ApiError::new(ErrorCode::ClassificationNotAllowed, reason))
+    Err(ApiError::new(code, reason))
 }

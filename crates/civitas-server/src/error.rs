@@ -46,6 +46,12 @@ impl ApiError {
             civitas_store::StoreError::Invalid(message) => {
                 ApiError::new(ErrorCode::InvalidParameter, message)
             }
+            held @ civitas_store::StoreError::OnHold { .. } => {
+                ApiError::new(ErrorCode::LegalHoldActive, held.to_string())
+            }
+            destroyed @ civitas_store::StoreError::Destroyed { .. } => {
+                ApiError::new(ErrorCode::ContentDestroyed, destroyed.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::new(

@@ -21,6 +21,7 @@ pub mod identity_cache;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod protection;
 pub mod providers;
 pub mod recorder;
 pub mod routes;
@@ -180,6 +181,21 @@ fn routes_and_document() -> (
         .routes(routes!(routes::break_glass::conversation))
         .routes(routes!(routes::break_glass::about_me))
         .routes(routes!(audit::consistency))
+        .routes(routes!(routes::protection::list_data_keys))
+        .routes(routes!(routes::protection::rotate_data_key))
+        .routes(routes!(
+            routes::protection::list_retention,
+            routes::protection::put_retention
+        ))
+        .routes(routes!(routes::protection::delete_retention))
+        .routes(routes!(
+            routes::protection::list_holds,
+            routes::protection::create_hold
+        ))
+        .routes(routes!(routes::protection::release_hold))
+        .routes(routes!(routes::protection::set_clearance))
+        .routes(routes!(routes::protection::export_person))
+        .routes(routes!(routes::protection::erase_person))
         .routes(routes!(routes::protect::analyze))
         .routes(routes!(routes::protect::anonymize))
         .routes(routes!(routes::scim::list_users, routes::scim::create_user))
@@ -378,6 +394,8 @@ impl Application {
                 "audit_key_id": state.auditor.key.key_id(),
                 "checkpoint_every_records": config.audit.checkpoint_every_records,
                 "checkpoint_every_seconds": config.audit.checkpoint_every_seconds,
+                "default_clearance": config.data_protection.default_clearance,
+                "purge_every_seconds": config.data_protection.purge_every_seconds,
             }),
         );
         state
@@ -388,6 +406,10 @@ impl Application {
         let observed = Arc::clone(&state.metrics);
         civitas_store::audit::observe_appends(move |seconds| observed.audit_append.observe(seconds));
         audit::start_checkpoints(state.clone());
+        protection::start_purge(
+            Arc::clone(&state.store),
+            state.config.data_protection.purge_every_seconds,
+        );
         Ok(Application {
             listener,
             state,
@@ -472,7 +494,11 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let store: Arc<dyn Store> = Arc::new(civitas_store_sqlite::SqliteStore::open(&url, 1).await.unwrap());
+        let store: Arc<dyn Store> = Arc::new(
+            civitas_store_sqlite::SqliteStore::open(&url, 1, civitas_store::crypt::Keyring::ephemeral())
+                .await
+                .unwrap(),
+        );
         let (recorder, _task) = RequestRecorder::start(Arc::clone(&store), limits::PriceTable::default());
         let state = AppState {
             config: Arc::new(Config::default()),

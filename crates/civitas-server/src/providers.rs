@@ -26,6 +26,8 @@ pub struct RemoteProvider {
     /// The highest classification level it may receive (empty: the
     /// lowest).
     pub accreditation: String,
+    /// Where its models run (`external` when not configured).
+    pub jurisdiction: String,
 }
 
 impl std::fmt::Debug for RemoteProvider {
@@ -75,6 +77,11 @@ impl RemoteProvider {
             client,
             pseudonymize: config.pseudonymize,
             accreditation: config.accreditation.clone(),
+            jurisdiction: if config.jurisdiction.trim().is_empty() {
+                "external".to_owned()
+            } else {
+                config.jurisdiction.trim().to_owned()
+            },
         })
     }
 

@@ -26,11 +26,13 @@ pub struct HandlerRecords;
 struct Pending {
     record: RequestRecord,
     charge: Arc<Vec<String>>,
+    /// The data-protection decision the model call was made under.
+    decision: Option<serde_json::Value>,
 }
 
 /// The audit record of a model call: who, agency, model and weights,
 /// tokens, latency, outcome — never the content.
-fn model_call(record: &RequestRecord) -> Option<civitas_audit::Entry> {
+fn model_call(record: &RequestRecord, decision: Option<&serde_json::Value>) -> Option<civitas_audit::Entry> {
     if !matches!(record.route.as_str(), "/v1/chat/completions" | "/v1/embeddings") {
         return None;
     }
@@ -64,6 +66,7 @@ fn model_call(record: &RequestRecord) -> Option<civitas_audit::Entry> {
             "latency_ms": record.latency_ms,
             "status": record.status,
             "error_code": record.error_code,
+            "data_protection": decision,
         }),
     })
 }
@@ -96,16 +99,27 @@ impl RequestRecorder {
             while receiver.recv_many(&mut batch, BATCH).await > 0 {
                 let mut records = Vec::with_capacity(batch.len());
                 let mut charges = Vec::with_capacity(batch.len());
-                for Pending { mut record, charge } in batch.drain(..) {
+                let mut decisions = Vec::with_capacity(batch.len());
+                for Pending {
+                    mut record,
+                    charge,
+                    decision,
+                } in batch.drain(..)
+                {
                     record.cost_micros = prices.cost_micros(
                         record.model.as_deref(),
                         record.prompt_tokens,
                         record.completion_tokens,
                     );
                     charges.push(charge);
+                    decisions.push(decision);
                     records.push(record);
                 }
-                let entries: Vec<_> = records.iter().filter_map(model_call).collect();
+                let entries: Vec<_> = records
+                    .iter()
+                    .zip(&decisions)
+                    .filter_map(|(record, decision)| model_call(record, decision.as_ref()))
+                    .collect();
                 let (stored, left) =
                     civitas_store::with_audit(entries, store.record_requests(&records)).await;
                 if let Err(error) = stored {
@@ -113,8 +127,8 @@ impl RequestRecorder {
                     // one by one.
                     tracing::warn!(records = records.len(), %error, "a batch of request records failed; writing them one by one");
                     drop(left);
-                    for record in &records {
-                        let entries = model_call(record).into_iter().collect();
+                    for (record, decision) in records.iter().zip(&decisions) {
+                        let entries = model_call(record, decision.as_ref()).into_iter().collect();
                         let (stored, left) =
                             civitas_store::with_audit(entries, store.record_request(record)).await;
                         if let Err(error) = stored {
@@ -142,9 +156,21 @@ impl RequestRecorder {
     /// Queues a record of `caller`'s request (made with
     /// [`Caller::new_record`]); waits only if the queue is full.
     pub async fn record(&self, caller: &Caller, record: RequestRecord) {
+        self.record_decided(caller, record, None).await
+    }
+
+    /// Queues the record of a model call with the data-protection decision
+    /// it was made under (kept in its `model.call` audit record).
+    pub async fn record_decided(
+        &self,
+        caller: &Caller,
+        record: RequestRecord,
+        decision: Option<serde_json::Value>,
+    ) {
         let pending = Pending {
             record,
             charge: Arc::clone(&caller.charge),
+            decision,
         };
         if let Err(mpsc::error::TrySendError::Full(pending)) = self.sender.try_send(pending) {
             let _ = self.sender.send(pending).await;

@@ -15,6 +15,8 @@ use sqlx::PgPool;
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Seals and opens content (see `civitas_store::crypt`).
+    keys: std::sync::Arc<civitas_store::crypt::Keyring>,
 }
 
 fn unavailable(error: sqlx::Error) -> StoreError {
@@ -22,15 +24,20 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 }
 
 impl PostgresStore {
-    /// Connects to `url` (`postgres://...`) and applies pending migrations.
-    pub async fn open(url: &str, max_connections: u32) -> StoreResult<PostgresStore> {
+    /// Connects to `url` (`postgres://...`) and applies pending migrations;
+    /// content is sealed with data keys wrapped by `keys`' master key.
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        keys: std::sync::Arc<civitas_store::crypt::Keyring>,
+    ) -> StoreResult<PostgresStore> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
             .map_err(unavailable)?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore { pool, keys };
         store.migrate().await?;
         Ok(store)
     }

@@ -15,6 +15,8 @@ use sqlx::SqlitePool;
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Seals and opens content (see `civitas_store::crypt`).
+    keys: std::sync::Arc<civitas_store::crypt::Keyring>,
 }
 
 fn unavailable(error: sqlx::Error) -> StoreError {
@@ -23,8 +25,13 @@ fn unavailable(error: sqlx::Error) -> StoreError {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` (`sqlite://PATH`)
-    /// and applies pending migrations.
-    pub async fn open(url: &str, max_connections: u32) -> StoreResult<SqliteStore> {
+    /// and applies pending migrations; content is sealed with data keys
+    /// wrapped by `keys`' master key.
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        keys: std::sync::Arc<civitas_store::crypt::Keyring>,
+    ) -> StoreResult<SqliteStore> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|error| StoreError::Invalid(format!("database.url: {error}")))?
             .create_if_missing(true)
@@ -40,7 +47,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(unavailable)?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore { pool, keys };
         store.migrate().await?;
         Ok(store)
     }

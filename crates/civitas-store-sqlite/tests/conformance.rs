@@ -9,7 +9,11 @@ async fn fresh_store() -> Option<SqliteStore> {
     let url = format!("sqlite://{}", dir.path().join("test.db").display());
     // Keep the directory for the life of the test process.
     std::mem::forget(dir);
-    Some(SqliteStore::open(&url, 4).await.unwrap())
+    Some(
+        SqliteStore::open(&url, 4, civitas_store::crypt::Keyring::ephemeral())
+            .await
+            .unwrap(),
+    )
 }
 
 civitas_store::conformance_tests!(fresh_store());
@@ -19,7 +23,9 @@ civitas_store::conformance_tests!(fresh_store());
 async fn tampering_in_sqlite_is_found() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("audit.db").display());
-    let store = SqliteStore::open(&url, 2).await.unwrap();
+    let store = SqliteStore::open(&url, 2, civitas_store::crypt::Keyring::ephemeral())
+        .await
+        .unwrap();
     let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
     let sql = move |statement: String| {
         let raw = raw.clone();
@@ -40,4 +46,93 @@ async fn tampering_in_sqlite_is_found() {
         ],
     )
     .await;
+}
+
+/// Content is sealed in the database itself, and a new master key takes
+/// over the data keys without losing anything.
+#[tokio::test]
+async fn content_is_sealed_and_master_keys_rotate() {
+    use civitas_store::crypt::{Keyring, MasterKey};
+    use civitas_store::{DataProtectionStore, NewConversation, NewMessage, Store};
+    let Some(url) = sqlite_url() else { return };
+    let old = MasterKey::generate().unwrap();
+    let old_text = old.to_text();
+    let store = SqliteStore::open(&url, 2, Keyring::new(old, Vec::new()))
+        .await
+        .unwrap();
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let read = move |statement: String| {
+        let raw = raw.clone();
+        Box::pin(async move {
+            let rows = sqlx::query(&statement)
+                .fetch_all(&raw)
+                .await
+                .map_err(|error| error.to_string())?;
+            rows.iter()
+                .map(|row| sqlx::Row::try_get::<Option<String>, _>(row, 0).map_err(|error| error.to_string()))
+                .collect()
+        }) as futures::future::BoxFuture<'static, Result<Vec<Option<String>>, String>>
+    };
+    civitas_store::conformance::content_is_sealed_at_rest(&store, &read).await;
+    let (kept, _) = store
+        .create_conversation(
+            NewConversation {
+                owner: "service-account".to_owned(),
+                title: None,
+                model: "tiny".to_owned(),
+                classification: "unclassified".to_owned(),
+            },
+            vec![NewMessage {
+                role: "user".to_owned(),
+                content: "kept through the rotation".to_owned(),
+                metadata: None,
+            }],
+        )
+        .await
+        .unwrap();
+    store.close().await;
+    // The new master key with the old one beside it: re-wrap.
+    let new = MasterKey::generate().unwrap();
+    let new_text = new.to_text();
+    let both = SqliteStore::open(
+        &url,
+        2,
+        Keyring::new(new, vec![MasterKey::from_text(&old_text).unwrap()]),
+    )
+    .await
+    .unwrap();
+    assert!(both.rewrap_data_keys().await.unwrap() >= 2);
+    assert_eq!(both.rewrap_data_keys().await.unwrap(), 0);
+    both.close().await;
+    // The new key alone reads everything; the old one alone nothing.
+    let new_only = SqliteStore::open(
+        &url,
+        2,
+        Keyring::new(MasterKey::from_text(&new_text).unwrap(), Vec::new()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        new_only.list_messages(&kept.id).await.unwrap()[0].content,
+        "kept through the rotation"
+    );
+    new_only.close().await;
+    let old_only = SqliteStore::open(
+        &url,
+        2,
+        Keyring::new(MasterKey::from_text(&old_text).unwrap(), Vec::new()),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        old_only.list_messages(&kept.id).await,
+        Err(civitas_store::StoreError::Key(_))
+    ));
+}
+
+fn sqlite_url() -> Option<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sealed.db").display());
+    std::mem::forget(dir);
+    Some(url)
 }

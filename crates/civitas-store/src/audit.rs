@@ -62,6 +62,19 @@ pub fn take_pending() -> Vec<Entry> {
     PENDING.try_with(|pending| pending.take()).unwrap_or_default()
 }
 
+/// Adds `key: value` to the details of every pending entry: what a store
+/// call learnt while acting (which rows it removed), recorded in the same
+/// transaction as the action.
+pub fn add_pending_detail(key: &str, value: serde_json::Value) {
+    let _ = PENDING.try_with(|pending| {
+        for entry in pending.borrow_mut().iter_mut() {
+            if let Some(details) = entry.details.as_object_mut() {
+                details.insert(key.to_owned(), value.clone());
+            }
+        }
+    });
+}
+
 /// Which records a search returns.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

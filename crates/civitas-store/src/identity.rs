@@ -53,6 +53,9 @@ pub struct Person {
     /// `active`, `pending` (awaiting approval) or `disabled`.
     pub status: String,
     pub external_id: Option<String>,
+    /// The highest classification level they may work at (a level id);
+    /// `None` follows `data_protection.default_clearance`.
+    pub clearance: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -351,7 +354,7 @@ pub enum UsageDimension {
 }
 
 /// Usage of one model within one value of the dimension.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageGroupRow {
     pub group: String,
     pub usage: UsageRow,

@@ -15,11 +15,14 @@ pub mod audit;
 pub mod break_glass;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+pub mod crypt;
 pub mod identity;
+pub mod protection;
 mod sql_audit;
 mod sql_break_glass;
 mod sql_identity;
 mod sql_impl;
+mod sql_protection;
 mod sql_workspace;
 pub mod workspace;
 
@@ -29,6 +32,7 @@ pub use break_glass::{BreakGlass, BreakGlassStatus, BreakGlassStore, NewBreakGla
 #[doc(hidden)]
 pub use civitas_audit;
 pub use identity::*;
+pub use protection::*;
 #[doc(hidden)]
 pub use serde_json;
 pub use workspace::*;
@@ -48,6 +52,17 @@ pub enum StoreError {
     /// The value is already taken (a slug, an e-mail address, a name).
     #[error("{0}")]
     Conflict(String),
+    /// Content sealed with a data key that was destroyed (crypto-shredded):
+    /// it can never be read again.
+    #[error("this content can no longer be read: its data key {key_id} was destroyed")]
+    Destroyed { key_id: String },
+    /// An encryption key is missing or does not unwrap (a configuration
+    /// fault, never the caller's).
+    #[error("encryption key: {0}")]
+    Key(String),
+    /// A legal hold applies: nothing of the person's may be deleted.
+    #[error("a legal hold applies ({matter}); nothing of this person's is deleted until it is released")]
+    OnHold { matter: String },
     /// Migrations could not be applied.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -127,7 +142,7 @@ pub struct RequestRecord {
 /// The storage of one installation.
 #[async_trait]
 pub trait Store:
-    IdentityStore + WorkspaceStore + AuditStore + BreakGlassStore + Send + Sync + 'static
+    IdentityStore + WorkspaceStore + AuditStore + BreakGlassStore + DataProtectionStore + Send + Sync + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -54,7 +54,7 @@ fn sql_group_from_row(row: &$row) -> Result<$crate::Group, sqlx::Error> {
     })
 }
 
-const SQL_PERSON_COLUMNS: &str = "id, agency_id, email, display_name, kind, status, external_id, created_at";
+const SQL_PERSON_COLUMNS: &str = "id, agency_id, email, display_name, kind, status, external_id, clearance, created_at";
 
 fn sql_person_from_row(row: &$row) -> Result<$crate::Person, sqlx::Error> {
     Ok($crate::Person {
@@ -65,6 +65,7 @@ fn sql_person_from_row(row: &$row) -> Result<$crate::Person, sqlx::Error> {
         kind: sqlx::Row::try_get(row, "kind")?,
         status: sqlx::Row::try_get(row, "status")?,
         external_id: sqlx::Row::try_get(row, "external_id")?,
+        clearance: sqlx::Row::try_get(row, "clearance")?,
         created_at: sqlx::Row::try_get(row, "created_at")?,
     })
 }
@@ -76,7 +77,7 @@ const SQL_KEY_COLUMNS_K: &str = "k.id, k.prefix, k.person_id, k.agency_id, k.nam
 /// The person columns of `people p`, prefixed for `sql_person_from_prefixed_row`.
 const SQL_PERSON_COLUMNS_P: &str = "p.id AS p_id, p.agency_id AS p_agency_id, p.email AS p_email,
     p.display_name AS p_display_name, p.kind AS p_kind, p.status AS p_status,
-    p.external_id AS p_external_id, p.created_at AS p_created_at";
+    p.external_id AS p_external_id, p.clearance AS p_clearance, p.created_at AS p_created_at";
 
 fn sql_person_from_prefixed_row(row: &$row) -> Result<$crate::Person, sqlx::Error> {
     Ok($crate::Person {
@@ -87,6 +88,7 @@ fn sql_person_from_prefixed_row(row: &$row) -> Result<$crate::Person, sqlx::Erro
         kind: sqlx::Row::try_get(row, "p_kind")?,
         status: sqlx::Row::try_get(row, "p_status")?,
         external_id: sqlx::Row::try_get(row, "p_external_id")?,
+        clearance: sqlx::Row::try_get(row, "p_clearance")?,
         created_at: sqlx::Row::try_get(row, "p_created_at")?,
     })
 }
@@ -552,7 +554,7 @@ impl $crate::IdentityStore for $store {
 
     async fn group_members(&self, agency_id: &str, group_id: &str) -> $crate::StoreResult<Vec<$crate::Person>> {
         let rows = sqlx::query(
-            "SELECT p.id, p.agency_id, p.email, p.display_name, p.kind, p.status, p.external_id, p.created_at
+            "SELECT p.id, p.agency_id, p.email, p.display_name, p.kind, p.status, p.external_id, p.clearance, p.created_at
              FROM people p JOIN group_members m ON m.person_id = p.id
              JOIN agency_groups g ON g.id = m.group_id
              WHERE g.agency_id = $1 AND g.id = $2 ORDER BY p.email",
@@ -586,6 +588,7 @@ impl $crate::IdentityStore for $store {
             kind: person.kind,
             status: person.status,
             external_id: person.external_id,
+            clearance: None,
             created_at: $crate::now(),
         };
         sqlx::query(

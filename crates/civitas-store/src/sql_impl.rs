@@ -19,6 +19,7 @@ $crate::impl_sql_identity_store!($store, $db, $row);
 $crate::impl_sql_workspace_store!($store, $db, $row);
 $crate::impl_sql_audit_store!($store, $db, $row);
 $crate::impl_sql_break_glass_store!($store, $db, $row);
+$crate::impl_sql_protection_store!($store, $db, $row);
 
 fn sql_conversation_from_row(row: &$row) -> Result<$crate::Conversation, sqlx::Error> {
     Ok($crate::Conversation {
@@ -92,6 +93,7 @@ impl $store {
         conversation_id: &str,
         first_seq: i64,
         messages: Vec<$crate::NewMessage>,
+        key: &$crate::crypt::DataKey,
     ) -> $crate::StoreResult<Vec<$crate::Message>> {
         let mut stored = Vec::with_capacity(messages.len());
         for (offset, message) in messages.into_iter().enumerate() {
@@ -105,17 +107,24 @@ impl $store {
                 metadata: message.metadata,
                 created_at: $crate::now(),
             };
+            let content = key.seal(&row.content, &$crate::crypt::field_aad("messages", &row.id, "content"))?;
+            let metadata = row
+                .metadata
+                .as_deref()
+                .map(|metadata| key.seal(metadata, &$crate::crypt::field_aad("messages", &row.id, "metadata")))
+                .transpose()?;
             sqlx::query(
-                "INSERT INTO messages (id, conversation_id, seq, role, content, metadata, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO messages (id, conversation_id, seq, role, content, metadata, created_at, key_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&row.id)
             .bind(&row.conversation_id)
             .bind(row.seq)
             .bind(&row.role)
-            .bind(&row.content)
-            .bind(&row.metadata)
+            .bind(content)
+            .bind(metadata)
             .bind(row.created_at)
+            .bind(&key.id)
             .execute(&mut **transaction)
             .await
             .map_err(sql_unavailable)?;
@@ -147,6 +156,7 @@ impl $crate::Store for $store {
         if let Some(title) = &conversation.title {
             $crate::check_text("title", title)?;
         }
+        let key = self.sql_owner_sealing_key(&conversation.owner).await?;
         let created_at = $crate::now();
         let row = $crate::Conversation {
             id: $crate::new_id(),
@@ -157,21 +167,27 @@ impl $crate::Store for $store {
             created_at,
             updated_at: created_at,
         };
+        let title = row
+            .title
+            .as_deref()
+            .map(|title| key.seal(title, &$crate::crypt::field_aad("conversations", &row.id, "title")))
+            .transpose()?;
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         sqlx::query(
-            "INSERT INTO conversations (id, owner, title, model, classification, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            "INSERT INTO conversations (id, owner, title, model, classification, created_at, updated_at, key_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $6, $7)",
         )
         .bind(&row.id)
         .bind(&row.owner)
-        .bind(&row.title)
+        .bind(title)
         .bind(&row.model)
         .bind(&row.classification)
         .bind(row.created_at)
+        .bind(&key.id)
         .execute(&mut *transaction)
         .await
         .map_err(sql_unavailable)?;
-        let stored = Self::insert_messages(&mut transaction, &row.id, 0, messages).await?;
+        let stored = Self::insert_messages(&mut transaction, &row.id, 0, messages, &key).await?;
         Self::sql_finish(transaction).await?;
         Ok((row, stored))
     }
@@ -181,28 +197,29 @@ impl $crate::Store for $store {
         conversation_id: &str,
         messages: Vec<$crate::NewMessage>,
     ) -> $crate::StoreResult<Vec<$crate::Message>> {
+        let key = self.sql_conversation_sealing_key(conversation_id).await?;
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         let next = Self::sql_lock_conversation(&mut transaction, conversation_id).await?;
-        let stored = Self::insert_messages(&mut transaction, conversation_id, next, messages).await?;
+        let stored = Self::insert_messages(&mut transaction, conversation_id, next, messages, &key).await?;
         Self::sql_finish(transaction).await?;
         Ok(stored)
     }
 
     async fn get_conversation(&self, conversation_id: &str) -> $crate::StoreResult<Option<$crate::Conversation>> {
-        let row = sqlx::query("SELECT id, owner, title, model, classification, created_at, updated_at FROM conversations WHERE id = $1")
+        let row = sqlx::query("SELECT id, owner, title, model, classification, created_at, updated_at, key_id FROM conversations WHERE id = $1")
             .bind(conversation_id)
             .fetch_optional(&self.pool)
             .await
             .map_err(sql_unavailable)?;
-        row.as_ref()
-            .map(sql_conversation_from_row)
-            .transpose()
-            .map_err(sql_unavailable)
+        match row {
+            Some(row) => Ok(Some(self.sql_open_conversation(&row).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn list_conversations(&self, owner: &str, limit: u32) -> $crate::StoreResult<Vec<$crate::Conversation>> {
         let rows = sqlx::query(
-            "SELECT id, owner, title, model, classification, created_at, updated_at FROM conversations
+            "SELECT id, owner, title, model, classification, created_at, updated_at, key_id FROM conversations
              WHERE owner = $1 ORDER BY updated_at DESC, id DESC LIMIT $2",
         )
         .bind(owner)
@@ -210,25 +227,19 @@ impl $crate::Store for $store {
         .fetch_all(&self.pool)
         .await
         .map_err(sql_unavailable)?;
-        rows.iter()
-            .map(sql_conversation_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(sql_unavailable)
+        self.sql_open_conversations(&rows).await
     }
 
     async fn list_messages(&self, conversation_id: &str) -> $crate::StoreResult<Vec<$crate::Message>> {
         let rows = sqlx::query(
-            "SELECT id, conversation_id, seq, role, content, metadata, created_at FROM messages
+            "SELECT id, conversation_id, seq, role, content, metadata, created_at, key_id FROM messages
              WHERE conversation_id = $1 ORDER BY seq",
         )
         .bind(conversation_id)
         .fetch_all(&self.pool)
         .await
         .map_err(sql_unavailable)?;
-        rows.iter()
-            .map(sql_message_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(sql_unavailable)
+        self.sql_open_messages(&rows).await
     }
 
     async fn record_requests(&self, records: &[$crate::RequestRecord]) -> $crate::StoreResult<()> {

@@ -19,21 +19,6 @@ fn sql_feedback_from_row(row: &$row) -> Result<$crate::Feedback, sqlx::Error> {
     })
 }
 
-/// `%text%` for `LIKE … ESCAPE '\'`, lower-cased, with `%`, `_` and `\`
-/// taken literally.
-fn sql_like_pattern(text: &str) -> String {
-    let mut pattern = String::with_capacity(text.len() + 2);
-    pattern.push('%');
-    for character in text.to_lowercase().chars() {
-        if matches!(character, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(character);
-    }
-    pattern.push('%');
-    pattern
-}
-
 #[async_trait::async_trait]
 impl $crate::WorkspaceStore for $store {
     async fn search_conversations(
@@ -43,23 +28,71 @@ impl $crate::WorkspaceStore for $store {
         limit: u32,
     ) -> $crate::StoreResult<Vec<$crate::Conversation>> {
         $crate::check_text("query", query)?;
-        let rows = sqlx::query(
-            "SELECT id, owner, title, model, classification, created_at, updated_at FROM conversations c
-             WHERE owner = $1 AND (LOWER(COALESCE(title, '')) LIKE $2 ESCAPE '\\'
-                OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id
-                           AND LOWER(m.content) LIKE $2 ESCAPE '\\'))
-             ORDER BY updated_at DESC, id DESC LIMIT $3",
-        )
-        .bind(owner)
-        .bind(sql_like_pattern(query))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(sql_unavailable)?;
-        rows.iter()
-            .map(sql_conversation_from_row)
-            .collect::<Result<_, _>>()
-            .map_err(sql_unavailable)
+        // Titles and messages are sealed, so the search runs here, over
+        // the owner's conversations from the most recently active, a page
+        // at a time, until `limit` are found.
+        const PAGE: i64 = 50;
+        let needle = query.to_lowercase();
+        let mut found = Vec::new();
+        let mut offset = 0i64;
+        while found.len() < limit as usize {
+            let rows = sqlx::query(
+                "SELECT id, owner, title, model, classification, created_at, updated_at, key_id
+                 FROM conversations WHERE owner = $1 ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3",
+            )
+            .bind(owner)
+            .bind(PAGE)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(sql_unavailable)?;
+            offset += PAGE;
+            let last_page = (rows.len() as i64) < PAGE;
+            for row in &rows {
+                let conversation = match self.sql_open_conversation(row).await {
+                    Ok(conversation) => conversation,
+                    // Shredded content matches nothing.
+                    Err($crate::StoreError::Destroyed { .. }) => continue,
+                    Err(error) => return Err(error),
+                };
+                let in_title = conversation
+                    .title
+                    .as_deref()
+                    .is_some_and(|title| title.to_lowercase().contains(&needle));
+                let matches = in_title || {
+                    let messages = sqlx::query(
+                        "SELECT id, conversation_id, seq, role, content, metadata, created_at, key_id
+                         FROM messages WHERE conversation_id = $1 ORDER BY seq",
+                    )
+                    .bind(&conversation.id)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(sql_unavailable)?;
+                    let mut any = false;
+                    for message in &messages {
+                        match self.sql_open_message(message).await {
+                            Ok(message) if message.content.to_lowercase().contains(&needle) => {
+                                any = true;
+                                break;
+                            }
+                            Ok(_) | Err($crate::StoreError::Destroyed { .. }) => {}
+                            Err(error) => return Err(error),
+                        }
+                    }
+                    any
+                };
+                if matches {
+                    found.push(conversation);
+                    if found.len() >= limit as usize {
+                        break;
+                    }
+                }
+            }
+            if last_page {
+                break;
+            }
+        }
+        Ok(found)
     }
 
 async fn set_classification(
@@ -87,13 +120,18 @@ async fn set_classification(
         conversation_id: &str,
         title: &str,
     ) -> $crate::StoreResult<bool> {
-        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         $crate::check_text("title", title)?;
-        let done = sqlx::query("UPDATE conversations SET title = $3, updated_at = $4 WHERE id = $1 AND owner = $2")
+        let key = self.sql_owner_sealing_key(owner).await?;
+        let sealed = key.seal(title, &$crate::crypt::field_aad("conversations", conversation_id, "title"))?;
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let done = sqlx::query(
+            "UPDATE conversations SET title = $3, updated_at = $4, key_id = $5 WHERE id = $1 AND owner = $2",
+        )
             .bind(conversation_id)
             .bind(owner)
-            .bind(title)
+            .bind(sealed)
             .bind($crate::now())
+            .bind(&key.id)
             .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
@@ -103,15 +141,17 @@ async fn set_classification(
 
     async fn delete_conversation(&self, owner: &str, conversation_id: &str) -> $crate::StoreResult<bool> {
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
-        let owned: Option<String> = sqlx::query_scalar("SELECT id FROM conversations WHERE id = $1 AND owner = $2")
+        // The write lock first (SQLite), then the legal-hold check.
+        let owned = sqlx::query("UPDATE conversations SET updated_at = updated_at WHERE id = $1 AND owner = $2")
             .bind(conversation_id)
             .bind(owner)
-            .fetch_optional(&mut *transaction)
+            .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
-        if owned.is_none() {
+        if owned.rows_affected() == 0 {
             return Ok(false);
         }
+        Self::sql_refuse_if_held(&mut transaction, owner).await?;
         sqlx::query("DELETE FROM messages WHERE conversation_id = $1")
             .bind(conversation_id)
             .execute(&mut *transaction)
@@ -132,6 +172,7 @@ async fn set_classification(
         from_seq: i64,
         messages: Vec<$crate::NewMessage>,
     ) -> $crate::StoreResult<Vec<$crate::Message>> {
+        let key = self.sql_conversation_sealing_key(conversation_id).await?;
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
         let next = Self::sql_lock_conversation(&mut transaction, conversation_id).await?;
         if from_seq < 0 || from_seq > next {
@@ -139,29 +180,38 @@ async fn set_classification(
                 "message {from_seq} is not in the conversation"
             )));
         }
+        if from_seq < next {
+            // Replacing removes messages: not while their owner is on hold.
+            let owner: String = sqlx::query_scalar("SELECT owner FROM conversations WHERE id = $1")
+                .bind(conversation_id)
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(sql_unavailable)?;
+            Self::sql_refuse_if_held(&mut transaction, &owner).await?;
+        }
         sqlx::query("DELETE FROM messages WHERE conversation_id = $1 AND seq >= $2")
             .bind(conversation_id)
             .bind(from_seq)
             .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
-        let stored = Self::insert_messages(&mut transaction, conversation_id, from_seq, messages).await?;
+        let stored = Self::insert_messages(&mut transaction, conversation_id, from_seq, messages, &key).await?;
         Self::sql_finish(transaction).await?;
         Ok(stored)
     }
 
     async fn get_message(&self, message_id: &str) -> $crate::StoreResult<Option<$crate::Message>> {
         let row = sqlx::query(
-            "SELECT id, conversation_id, seq, role, content, metadata, created_at FROM messages WHERE id = $1",
+            "SELECT id, conversation_id, seq, role, content, metadata, created_at, key_id FROM messages WHERE id = $1",
         )
         .bind(message_id)
         .fetch_optional(&self.pool)
         .await
         .map_err(sql_unavailable)?;
-        row.as_ref()
-            .map(sql_message_from_row)
-            .transpose()
-            .map_err(sql_unavailable)
+        match row {
+            Some(row) => Ok(Some(self.sql_open_message(&row).await?)),
+            None => Ok(None),
+        }
     }
 
     async fn put_feedback(&self, feedback: &$crate::Feedback) -> $crate::StoreResult<()> {

@@ -172,13 +172,13 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
         };
         database_url = Some(url.clone());
         Arc::new(
-            civitas_store_postgres::PostgresStore::open(&url, 4)
+            civitas_store_postgres::PostgresStore::open(&url, 4, test_keyring())
                 .await
                 .unwrap(),
         )
     } else {
         Arc::new(
-            civitas_store_sqlite::SqliteStore::open(&config.database_url(), 4)
+            civitas_store_sqlite::SqliteStore::open(&config.database_url(), 4, test_keyring())
                 .await
                 .unwrap(),
         )
@@ -402,4 +402,13 @@ impl TestApp {
             server.await.unwrap().unwrap();
         }
     }
+}
+
+/// One master key for every test server of this process, so that servers
+/// sharing a database (replicas) open each other's content.
+pub fn test_keyring() -> Arc<civitas_store::crypt::Keyring> {
+    use civitas_store::crypt::{Keyring, MasterKey};
+    static MASTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = MASTER.get_or_init(|| MasterKey::generate().expect("random source").to_text());
+    Keyring::new(MasterKey::from_text(text).expect("a master key"), Vec::new())
 }

@@ -695,6 +695,7 @@ fn provider_for(
         timeout_seconds: 60,
         pseudonymize: true,
         accreditation: String::new(),
+        jurisdiction: String::new(),
     }
 }
 

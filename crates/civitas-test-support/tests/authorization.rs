@@ -292,6 +292,89 @@ fn table() -> Vec<Row> {
             &[404],
             none,
         ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/data-keys",
+            Agency(policy::RECORDS_MANAGERS),
+            &[200],
+            none,
+        ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/data-keys/rotate",
+            Agency(policy::RECORDS_MANAGERS),
+            &[201],
+            none,
+        ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/retention",
+            Agency(policy::RECORDS_MANAGERS),
+            &[200],
+            none,
+        ),
+        row(
+            Method::PUT,
+            "/api/admin/agencies/{agency_id}/retention",
+            Agency(policy::RECORDS_MANAGERS),
+            &[200],
+            |_| Some(json!({"record_type": "usage", "days": 400})),
+        ),
+        row(
+            Method::DELETE,
+            "/api/admin/agencies/{agency_id}/retention/{record_type}",
+            Agency(policy::RECORDS_MANAGERS),
+            &[204, 404],
+            none,
+        ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/legal-holds",
+            Agency(policy::LEGAL_HOLD_MANAGERS),
+            &[200],
+            none,
+        ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/legal-holds",
+            Agency(policy::LEGAL_HOLD_MANAGERS),
+            &[201],
+            |t| {
+                Some(json!({
+                    "person_id": t.person_id,
+                    "matter": "Matrix matter",
+                    "reason": "Authorization matrix: a hold with a reason.",
+                }))
+            },
+        ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/legal-holds/{hold_id}/release",
+            Agency(policy::LEGAL_HOLD_MANAGERS),
+            &[404],
+            none,
+        ),
+        row(
+            Method::PUT,
+            "/api/admin/agencies/{agency_id}/people/{person_id}/clearance",
+            Agency(policy::RECORDS_MANAGERS),
+            &[200],
+            |_| Some(json!({"clearance": "cui"})),
+        ),
+        row(
+            Method::GET,
+            "/api/admin/agencies/{agency_id}/people/{person_id}/export",
+            Agency(policy::RECORDS_MANAGERS),
+            &[200],
+            none,
+        ),
+        row(
+            Method::POST,
+            "/api/admin/agencies/{agency_id}/people/{person_id}/erasure",
+            Agency(policy::RECORDS_MANAGERS),
+            &[200, 409],
+            |_| Some(json!({"reference": "Matrix erasure request 1"})),
+        ),
         row(Method::GET, "/v1/me/break-glass", Anyone, &[200], none),
         row(Method::POST, "/v1/protect/analyze", Anyone, &[200], |_| {
             Some(json!({"text": "SSN 536-22-1234"}))
@@ -352,6 +435,8 @@ fn fill(path: &str, targets: &Targets) -> String {
         .replace("{person_id}", targets.person_id)
         .replace("{provider}", "no-such-provider")
         .replace("{request_id}", "no-such-request")
+        .replace("{hold_id}", "no-such-hold")
+        .replace("{record_type}", "usage")
         .replace("{conversation_id}", "no-such-conversation")
         .replace(
             "{key_id}",

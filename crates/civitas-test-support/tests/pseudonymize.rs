@@ -68,6 +68,7 @@ async fn personal_data_leaves_as_placeholders_and_comes_back() {
         timeout_seconds: 30,
         pseudonymize,
         accreditation: accreditation.to_owned(),
+        jurisdiction: String::new(),
     };
     let Some(gateway) = spawn_app_with(AppOptions {
         local_model: false,
@@ -180,6 +181,42 @@ async fn personal_data_leaves_as_placeholders_and_comes_back() {
     assert!(denials
         .iter()
         .all(|record| !record.details.to_string().contains("inspection")));
+
+    // Each model call records the decision it was made under: what was
+    // replaced (counted per type, never the values) and where it went.
+    let mut calls = Vec::new();
+    for _ in 0..100 {
+        calls = gateway
+            .store
+            .audit_records(1, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|record| {
+                record.action == "model.call" && record.outcome == civitas_audit::Outcome::Success
+            })
+            .collect();
+        if calls.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cloud = calls
+        .iter()
+        .find(|record| record.target.as_deref() == Some("model:cloud-model"))
+        .expect("a call to the cloud model");
+    let decision = &cloud.details["data_protection"];
+    assert_eq!(decision["decision"], "allow_pseudonymized");
+    assert_eq!(decision["model"], "cloud");
+    assert_eq!(decision["jurisdiction"], "external");
+    assert_eq!(decision["replaced"]["US_SSN"], 1);
+    assert!(decision["replaced"]["PERSON"].as_u64().unwrap() >= 1);
+    let agency_call = calls
+        .iter()
+        .find(|record| record.target.as_deref() == Some("model:agency-model"))
+        .expect("a call to the agency's model");
+    assert_eq!(agency_call.details["data_protection"]["decision"], "allow");
+    assert_eq!(agency_call.details["data_protection"]["pseudonymized"], false);
 
     // Nothing of the question reached any record.
     let records = gateway.store.audit_records(1, 10_000).await.unwrap();

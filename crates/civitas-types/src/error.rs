@@ -99,6 +99,8 @@ error_codes! {
     /// The conversation's classification (or a marking in it) is above
     /// what the model is accredited for.
     ClassificationNotAllowed => ("classification_not_allowed", "permission_error", 403),
+    /// The conversation's level is above the person's clearance.
+    ClearanceInsufficient => ("clearance_insufficient", "permission_error", 403),
     /// The break-glass access is pending, refused or expired.
     BreakGlassNotOpen => ("break_glass_not_open", "permission_error", 403),
     /// The model exists but the caller's groups (or key) may not use it.
@@ -111,6 +113,12 @@ error_codes! {
     NotFound => ("not_found", "invalid_request_error", 404),
     /// The method is not allowed on this route.
     MethodNotAllowed => ("method_not_allowed", "invalid_request_error", 405),
+    /// A legal hold applies to the person or matter: nothing of theirs is
+    /// deleted or purged until it is released.
+    LegalHoldActive => ("legal_hold_active", "invalid_request_error", 409),
+    /// The content was sealed with a data key that has been destroyed
+    /// (crypto-shredded); it can never be read again.
+    ContentDestroyed => ("content_destroyed", "invalid_request_error", 410),
     /// The value is already taken (a slug, an e-mail address, a name).
     Conflict => ("conflict", "invalid_request_error", 409),
     /// A referenced record (group, person, parent agency) does not resolve.

@@ -60,9 +60,65 @@ pub enum Command {
     /// Find personal data, secrets and classification markings in files.
     #[command(subcommand)]
     Protect(ProtectCommand),
+    /// The data keys that seal content at rest: list, rotate, re-encrypt,
+    /// re-wrap under a new master key, retire, destroy (crypto-shredding).
+    #[command(subcommand)]
+    DataKeys(DataKeysCommand),
+    /// Retention schedules: apply them now.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated
     /// from the code; the committed copy is docs/openapi.json.
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataKeysCommand {
+    /// Every data key: agency, state, master key, rows still sealed.
+    List,
+    /// Give an agency a new active data key (older keys still open what
+    /// they sealed until `reencrypt` moves it).
+    Rotate {
+        /// The agency's id.
+        #[arg(long)]
+        agency: String,
+    },
+    /// Re-seal every message and title not sealed with its agency's active
+    /// key (content written before encryption included), then retire the
+    /// keys nothing is sealed with any more.
+    Reencrypt {
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch: u32,
+    },
+    /// Re-wrap every data key with the current master key (after a new
+    /// one is configured and the old one moved to
+    /// `data_protection.previous_master_keys`).
+    Rewrap,
+    /// Write a new master key (base64) to FILE, mode 0600, for a rotation.
+    NewMasterKey {
+        #[arg(long)]
+        out: std::path::PathBuf,
+    },
+    /// Destroy an agency's data keys: everything they sealed becomes
+    /// unreadable for good. Copies in older backups stay readable until the
+    /// master key of their time is retired (rotate it, `rewrap`, then
+    /// destroy the old master key).
+    Destroy {
+        /// The agency's id.
+        #[arg(long)]
+        agency: String,
+        /// The agency's id again, to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RetentionCommand {
+    /// Remove what every agency's retention schedule says is due (except
+    /// what legal holds keep); prints what was removed.
+    Purge,
 }
 
 #[derive(Debug, Subcommand)]

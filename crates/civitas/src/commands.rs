@@ -47,6 +47,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Audit(command) => crate::audit::run(&config, command).await,
         Command::Protect(command) => crate::protect::run(command),
+        Command::DataKeys(command) => crate::data_keys::run(&config, command).await,
+        Command::Retention(command) => crate::data_keys::retention(&config, command).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());
@@ -70,15 +72,19 @@ fn describe_database(url: &str) -> String {
 
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>> {
     let url = config.database_url();
+    if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+        std::fs::create_dir_all(config.data_dir())
+            .with_context(|| format!("cannot create the data directory {}", config.data_dir().display()))?;
+    }
+    let keys =
+        civitas_server::protection::load_keyring(config).map_err(|error| anyhow!("encryption: {error}"))?;
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let store = civitas_store_postgres::PostgresStore::open(&url, config.database.max_connections)
+        let store = civitas_store_postgres::PostgresStore::open(&url, config.database.max_connections, keys)
             .await
             .with_context(|| format!("cannot open the database {}", describe_database(&url)))?;
         Ok(Arc::new(store))
     } else {
-        std::fs::create_dir_all(config.data_dir())
-            .with_context(|| format!("cannot create the data directory {}", config.data_dir().display()))?;
-        let store = civitas_store_sqlite::SqliteStore::open(&url, config.database.max_connections)
+        let store = civitas_store_sqlite::SqliteStore::open(&url, config.database.max_connections, keys)
             .await
             .with_context(|| format!("cannot open the database {url}"))?;
         Ok(Arc::new(store))

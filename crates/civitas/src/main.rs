@@ -4,6 +4,7 @@
 mod audit;
 mod cli;
 mod commands;
+mod data_keys;
 mod identity;
 mod protect;
 

@@ -52,7 +52,9 @@ async fn verify_export_prove_and_find_tampering() {
     let key = AuditKey::generate();
     std::fs::write(data.join("audit-signing-key"), key.to_text()).unwrap();
     let url = format!("sqlite://{}", data.join("civitas.db").display());
-    let store = civitas_store_sqlite::SqliteStore::open(&url, 2).await.unwrap();
+    let store = civitas_store_sqlite::SqliteStore::open(&url, 2, civitas_store::crypt::Keyring::ephemeral())
+        .await
+        .unwrap();
     store.append_audit((1..=6).map(entry).collect()).await.unwrap();
     let records = store.audit_records(1, 100).await.unwrap();
     let mut tree = CompactTree::new();
@@ -178,7 +180,9 @@ async fn a_rotated_key_keeps_every_checkpoint_verifiable() {
     let old = AuditKey::generate();
     std::fs::write(data.join("audit-signing-key"), old.to_text()).unwrap();
     let url = format!("sqlite://{}", data.join("civitas.db").display());
-    let store = civitas_store_sqlite::SqliteStore::open(&url, 2).await.unwrap();
+    let store = civitas_store_sqlite::SqliteStore::open(&url, 2, civitas_store::crypt::Keyring::ephemeral())
+        .await
+        .unwrap();
     store.append_audit((1..=3).map(entry).collect()).await.unwrap();
     let sign = |key: &AuditKey, records: &[civitas_audit::Record]| {
         let mut tree = CompactTree::new();

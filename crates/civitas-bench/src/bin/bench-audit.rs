@@ -54,7 +54,8 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     let url = format!("sqlite://{}", dir.path().join("civitas.db").display());
-    let store = civitas_store_sqlite::SqliteStore::open(&url, 4).await?;
+    let store =
+        civitas_store_sqlite::SqliteStore::open(&url, 4, civitas_store::crypt::Keyring::ephemeral()).await?;
     let mut written = 0u64;
 
     let single = 2_000u64;

@@ -672,7 +672,7 @@ async fn persist(
         started_at,
         keep,
         params: _,
-        decision: _,
+        decision,
     } = context;
     let (started, started_at) = (*started, *started_at);
     let mut conversation_id = None;
@@ -734,7 +734,7 @@ async fn persist(
     };
     state
         .recorder
-        .record(
+        .record_decided(
             caller,
             RequestRecord {
                 model: Some(engine.info().name.clone()),
@@ -746,6 +746,7 @@ async fn persist(
                 error_code,
                 ..caller.new_record(request_id, started_at, ROUTE)
             },
+            Some(decision.clone()),
         )
         .await;
     conversation_id
@@ -881,6 +882,7 @@ pub async fn run(
             request_id,
             started,
             started_at,
+            decision: None,
         };
         return crate::routes::remote::forward_chat(state, provider, request, forwarded, cleared).await;
     };
@@ -894,8 +896,7 @@ pub async fn run(
     // level still goes nowhere.
     let cleared = crate::classification::clear(&state, principal, &request_id, level, &request, None).await?;
     // The decision goes with the answer into its provenance.
-    let decision =
-        json!({ "decision": "allow", "level": cleared.level, "pseudonymized": false, "model": "local" });
+    let decision = cleared.decision(None);
     let plan = plan(request, &state, &engine)?;
     let prompt = engine
         .prepare(&plan.messages, plan.tools.as_ref(), &plan.assistant_prefix)

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod me;
 pub mod models;
 pub mod protect;
+pub mod protection;
 pub mod remote;
 pub mod scim;
 pub mod session;

@@ -25,6 +25,8 @@ pub struct Forwarded {
     pub request_id: String,
     pub started: Instant,
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The data-protection decision, once made (see [`forward_chat`]).
+    pub decision: Option<Value>,
 }
 
 async fn record(
@@ -37,7 +39,7 @@ async fn record(
 ) {
     state
         .recorder
-        .record(
+        .record_decided(
             &forwarded.caller,
             RequestRecord {
                 model: Some(model.to_owned()),
@@ -53,6 +55,7 @@ async fn record(
                     "/v1/chat/completions",
                 )
             },
+            forwarded.decision.clone(),
         )
         .await;
 }
@@ -216,9 +219,9 @@ pub async fn forward_chat(
     state: AppState,
     provider: Arc<RemoteProvider>,
     mut request: ChatCompletionRequest,
-    forwarded: Forwarded,
+    mut forwarded: Forwarded,
     // No request reaches a provider without its classification decision.
-    _cleared: crate::classification::Cleared,
+    cleared: crate::classification::Cleared,
 ) -> Result<Response, ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::invalid(
@@ -228,11 +231,14 @@ pub async fn forward_chat(
     }
     // Personal data leaves only as placeholders (unless the provider is
     // the agency's own and configured so).
-    let vault = if provider.pseudonymize {
+    let vault = if cleared.pseudonymize {
         pseudonymize_messages(&mut request)
     } else {
         Vault::new()
     };
+    // Recorded with the model call: the decision and how many values of
+    // each type left as placeholders (never the values).
+    forwarded.decision = Some(cleared.decision(cleared.pseudonymize.then(|| vault.counts()).as_ref()));
     let model = request.model.clone();
     let stream = request.stream.unwrap_or(false);
     let upstream = match provider.chat(&request).await {

@@ -1305,6 +1305,10 @@ pub async fn delete(
             tracing::info!(conversation_id = %id, person_id = %acting.principal.id(), "conversation deleted");
             Redirect::to("/").into_response()
         }
+        // Said plainly: the conversation stays while a legal hold applies.
+        Err(held @ civitas_store::StoreError::OnHold { .. }) => {
+            (StatusCode::CONFLICT, held.to_string()).into_response()
+        }
         Err(error) => {
             tracing::error!(%error, "could not delete a conversation");
             StatusCode::SERVICE_UNAVAILABLE.into_response()

@@ -10,10 +10,12 @@ use crate::{NewConversation, NewMessage, RequestRecord, Store, StoreError};
 
 mod audit;
 mod identity;
+mod protection;
 mod workspace;
 pub use audit::*;
 use chrono::{Duration, Utc};
 pub use identity::*;
+pub use protection::*;
 pub use workspace::*;
 
 pub(crate) fn message(role: &str, content: &str) -> NewMessage {
@@ -224,7 +226,13 @@ macro_rules! conformance_tests {
             audit_search_filters_and_pages,
             concurrent_appends_keep_one_unbroken_chain,
             checkpoints_are_kept_once_per_size,
-            break_glass_opens_once_for_its_time_and_counts_reads_with_their_record
+            break_glass_opens_once_for_its_time_and_counts_reads_with_their_record,
+            rotation_reencryption_and_retirement_keep_everything_readable,
+            destroyed_keys_make_an_agencys_content_unreadable_for_good,
+            legal_holds_stop_deletion_purge_and_erasure_until_released,
+            retention_purges_only_what_is_due_in_its_agency,
+            erasure_removes_a_persons_content_and_can_anonymise_the_account,
+            clearance_is_kept_with_the_person
         );
     };
     (@case $make:expr, $($name:ident),*) => {
