@@ -10,6 +10,8 @@
 # to first byte, in headless Chromium (about a minute after the build).
 # `scripts/bench.sh audit` runs only the audit log's append throughput and
 # the verification of a million-record log (about two minutes).
+# `scripts/bench.sh store` runs only what sealing content at rest costs
+# (appends, reads and searches of sealed conversations; under a minute).
 # `scripts/bench.sh protect` runs only the detection engine on a prompt of
 # about 1,000 tokens (seconds).
 set -euo pipefail
@@ -78,6 +80,12 @@ if [ "$PART" = all ] || [ "$PART" = audit ]; then
 echo "== the audit log on SQLite: appends and the verification of 1,000,000 records"
 "$R/bench-audit" --civitas "$R/civitas" --records 1000000
 if [ "$PART" = audit ]; then exit 0; fi
+
+if [ "$PART" = all ] || [ "$PART" = store ]; then
+    echo "== content sealed at rest: seal/open, append, read, search (SQLite)"
+    "$R/bench-store"
+fi
+if [ "$PART" = store ]; then exit 0; fi
 fi
 
 if [ "$PART" = all ] || [ "$PART" = pages ]; then

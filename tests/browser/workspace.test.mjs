@@ -329,3 +329,43 @@ test('an admin creates a group, restricts a model, and the member no longer sees
   await member.context.close();
   await admin.context.close();
 });
+
+test('the pre-send preview shows what was found, lets the person change the level, edit or send', async () => {
+  const { context, page, blocked } = await open();
+  await signIn(page, EMAIL);
+  await page.getByLabel('Model').selectOption(MODEL);
+  await page.getByLabel('Your message').fill('Please write to Jeanne Martin, SSN 536-22-1234, about her appeal.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  // The preview: what was found, highlighted, and what will happen.
+  const preview = page.locator('#preview');
+  await preview.getByRole('heading', { name: 'Before you send' }).waitFor();
+  assert.ok(await preview.evaluate((node) => node === document.activeElement), 'the preview takes the focus');
+  assert.match(await preview.innerText(), /Nothing leaves the agency/);
+  assert.match(await preview.innerText(), /US Social Security number × 1/);
+  assert.deepEqual(await preview.locator('mark').allInnerTexts(), ['Jeanne Martin', '536-22-1234']);
+  await accessible(page, 'chat-preview');
+  // Back to the message: nothing was sent.
+  await preview.getByRole('button', { name: 'Edit the message' }).click();
+  assert.equal(await page.locator('#preview').count(), 0);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'content');
+  assert.equal(await page.locator('.civitas-message').count(), 0);
+  // Again, at a higher level picked in the preview, then sent.
+  await page.getByRole('button', { name: 'Send' }).click();
+  await preview.getByLabel('Send at level').selectOption('cui');
+  await preview.getByText(/at level CUI/).waitFor();
+  assert.equal(await page.getByRole('combobox', { name: 'Classification' }).inputValue(), 'cui');
+  await preview.getByRole('button', { name: 'Send' }).click();
+  await page.waitForURL(/\/c\/[0-9a-f-]+/, { timeout: 120_000 });
+  assert.match(await page.locator('.civitas-classification').first().innerText(), /CUI/);
+  // Nothing worth a word: no preview, the message goes at once (the
+  // answer is then stopped: its length is the tiny model's whim).
+  await page.getByRole('textbox', { name: 'Your message' }).fill('Thank you.');
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.locator('.civitas-message--user').nth(1).waitFor();
+  assert.equal(await page.locator('#preview').count(), 0);
+  const stop = page.getByRole('button', { name: 'Stop' });
+  if (await stop.isVisible()) await stop.click();
+  await page.waitForFunction(() => !document.querySelector('.civitas-message__body[aria-busy="true"]'), null, { timeout: 120_000 });
+  noCspViolation(blocked);
+  await context.close();
+});

@@ -124,18 +124,139 @@
     return stop;
   }
 
+  function element(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function removePreview() {
+    var old = document.getElementById("preview");
+    if (old) old.remove();
+  }
+
+  // The pre-send preview: what was found in the message (highlighted), the
+  // level, and what will be done; the person sends, changes the level, or
+  // goes back to the message. Built from text nodes only.
+  function showPreview(form, preview, proceed, again) {
+    removePreview();
+    var tone = !preview.allowed ? "error" : (preview.action === "pseudonymize" || preview.level.raised ? "warning" : "info");
+    var panel = element("section", "usa-alert usa-alert--" + tone + " civitas-preview");
+    panel.id = "preview";
+    panel.setAttribute("aria-labelledby", "preview-heading");
+    panel.tabIndex = -1;
+    var body = element("div", "usa-alert__body");
+    var heading = element("h2", "usa-alert__heading", say("previewHeading"));
+    heading.id = "preview-heading";
+    body.appendChild(heading);
+    body.appendChild(element("p", "usa-alert__text", preview.message));
+    if (preview.detected.length) {
+      body.appendChild(element("h3", "civitas-preview__subheading", say("previewDetected")));
+      var found = element("ul", "civitas-preview__found");
+      preview.detected.forEach(function (item) {
+        found.appendChild(element("li", "", item.label + " × " + item.count));
+      });
+      body.appendChild(found);
+      var quote = element("blockquote", "civitas-preview__text");
+      preview.segments.forEach(function (segment) {
+        if (segment.entity) {
+          var mark = element("mark", "", segment.text);
+          mark.title = segment.label;
+          quote.appendChild(mark);
+        } else {
+          quote.appendChild(document.createTextNode(segment.text));
+        }
+      });
+      body.appendChild(quote);
+    } else {
+      body.appendChild(element("p", "", say("previewNothing")));
+    }
+    var levelField = form.querySelector("select[name=classification]") || form.querySelector("input[name=classification]");
+    if (levelField && preview.levels.length > 1) {
+      var label = element("label", "usa-label", say("previewLevel"));
+      label.setAttribute("for", "preview-level");
+      var select = element("select", "usa-select");
+      select.id = "preview-level";
+      preview.levels.forEach(function (level) {
+        var option = element("option", "", level.label);
+        option.value = level.id;
+        if (level.id === preview.level.id) option.selected = true;
+        select.appendChild(option);
+      });
+      select.addEventListener("change", function () {
+        levelField.value = select.value;
+        again();
+      });
+      body.appendChild(label);
+      body.appendChild(select);
+    }
+    var actions = element("div", "civitas-compose__actions");
+    if (preview.allowed) {
+      var send = element("button", "usa-button", say("previewProceed"));
+      send.type = "button";
+      send.addEventListener("click", function () { removePreview(); proceed(); });
+      actions.appendChild(send);
+    }
+    var cancel = element("button", "usa-button usa-button--outline", say("previewCancel"));
+    cancel.type = "button";
+    cancel.addEventListener("click", function () {
+      removePreview();
+      var box = form.querySelector("textarea");
+      if (box) box.focus();
+    });
+    actions.appendChild(cancel);
+    body.appendChild(actions);
+    panel.appendChild(body);
+    form.parentNode.insertBefore(panel, form);
+    panel.focus();
+  }
+
+  // Asks what sending would do; goes straight on when there is nothing to
+  // say (no finding, no change of level, allowed). If the preview cannot
+  // be had, the message goes: the server decides at sending anyway.
+  function previewFirst(form, kind, proceed) {
+    if (kind !== "new" && kind !== "reply") { proceed(); return; }
+    var data = new FormData(form);
+    var body = new URLSearchParams();
+    body.append("csrf_token", data.get("csrf_token"));
+    body.append("content", data.get("content") || "");
+    body.append("classification", data.get("classification") || "");
+    if (kind === "new") body.append("model", data.get("model") || "");
+    else body.append("conversation", form.dataset.conversation || "");
+    var again = function () { previewFirst(form, kind, proceed); };
+    fetch("/preview", {
+      method: "POST", body: body, credentials: "same-origin",
+      headers: { "x-civitas-stream": "1" }
+    }).then(function (response) {
+      return response.ok ? response.json() : null;
+    }).then(function (preview) {
+      if (!preview) { proceed(); return; }
+      var quiet = preview.allowed && !preview.detected.length && !preview.level.raised;
+      if (quiet && !document.getElementById("preview")) { proceed(); return; }
+      showPreview(form, preview, proceed, again);
+    }, function () { proceed(); });
+  }
+
   function streamForm(form) {
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var kind = form.dataset.stream;
-      var data = new FormData(form);
-      var question = (data.get("content") || "").toString();
+      var question = (new FormData(form).get("content") || "").toString();
       if ((kind === "new" || kind === "reply" || kind === "edit") && !question.trim()) {
         form.querySelector("textarea").focus();
         return;
       }
+      if (!threadList()) { form.submit(); return; }
+      previewFirst(form, kind, function () { sendForm(form, kind); });
+    });
+  }
+
+  function sendForm(form, kind) {
+    (function () {
+      var data = new FormData(form);
+      var question = (data.get("content") || "").toString();
       var list = threadList();
-      if (!list) { form.submit(); return; }
       if (errorRegion) errorRegion.textContent = "";
       var messages = list.querySelectorAll(".civitas-message");
       var last = messages[messages.length - 1];
@@ -207,7 +328,7 @@
         setBusy(controls, false);
         if (stop) stop.removeEventListener("click", onStop);
       });
-    });
+    })();
   }
 
   // The temporary chat: the conversation lives in this page only.

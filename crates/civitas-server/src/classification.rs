@@ -52,6 +52,11 @@ impl Cleared {
     }
 }
 
+/// A decision carried by a response to whoever keeps the answer (the
+/// workspace stores it in the answer's provenance).
+#[derive(Debug, Clone)]
+pub struct Decision(pub serde_json::Value);
+
 /// The index of the level a person is cleared for: their own clearance,
 /// else `data_protection.default_clearance`, else the highest level.
 pub fn clearance_rank(state: &AppState, principal: &Principal) -> usize {
@@ -131,25 +136,48 @@ pub fn raised(state: &AppState, level: &str, text: &str) -> String {
     }
 }
 
-/// Clears `request`, at `level`, for the model that will answer it (a
-/// remote `provider`, or the local model when `None`).
-pub async fn clear(
+/// What the decision would be, made without recording anything: the
+/// pre-send preview shows it, [`clear`] acts on it.
+#[derive(Debug, Clone)]
+pub struct Assessment {
+    /// The level the texts are at (the given one, raised by markings).
+    pub level: String,
+    /// The markings found, in capitals.
+    pub markings: Vec<String>,
+    /// A marking no level lists, if any.
+    pub beyond: Option<String>,
+    /// The highest level the model may receive.
+    pub ceiling: String,
+    /// The person's clearance.
+    pub clearance: String,
+    /// Why it would be refused: the code and a sentence for the person.
+    pub refusal: Option<(ErrorCode, String)>,
+}
+
+/// Assesses `texts` at `level` for `model` (served by `provider`, or the
+/// local model when `None`) and `principal`.
+pub fn assess<'a>(
     state: &AppState,
     principal: &Principal,
-    request_id: &str,
     level: &str,
-    request: &ChatCompletionRequest,
+    texts: impl IntoIterator<Item = &'a str>,
+    model: &str,
     provider: Option<&RemoteProvider>,
-) -> Result<Cleared, ApiError> {
+) -> Assessment {
     let levels = &state.config.classifications;
     let rank = |id: &str| levels.iter().position(|known| known.id == id);
+    let id_of = |index: usize| {
+        levels
+            .get(index)
+            .map(|known| known.id.clone())
+            .unwrap_or_default()
+    };
     let mut effective = rank(level).unwrap_or(0);
-    // Markings in the messages raise the level.
+    // Markings in the texts raise the level.
     let mut beyond: Option<String> = None;
     let mut markings = Vec::new();
-    for message in &request.messages {
-        let Some(content) = &message.content else { continue };
-        for (marking, at) in markings_in(state, &content.text()) {
+    for text in texts {
+        for (marking, at) in markings_in(state, text) {
             match at {
                 Some(index) => effective = effective.max(index),
                 None => {
@@ -163,44 +191,76 @@ pub async fn clear(
         None => levels.len().saturating_sub(1),
         Some(provider) => rank(&provider.accreditation).unwrap_or(0),
     };
+    let clearance = clearance_rank(state, principal);
     let effective_id = levels
         .get(effective)
         .map(|known| known.id.clone())
         .unwrap_or_else(|| level.to_owned());
-    let ceiling_id = levels
-        .get(ceiling)
-        .map(|known| known.id.clone())
-        .unwrap_or_default();
-    let clearance = clearance_rank(state, principal);
-    let clearance_id = levels
-        .get(clearance)
-        .map(|known| known.id.clone())
-        .unwrap_or_default();
-    let mut code = ErrorCode::ClassificationNotAllowed;
     let refusal = if let Some(marking) = &beyond {
-        Some(format!(
-            "the text carries the marking {marking}, above every level this installation handles; it goes to no model"
+        Some((
+            ErrorCode::ClassificationNotAllowed,
+            format!(
+                "the text carries the marking {marking}, above every level this installation handles; it goes to no model"
+            ),
         ))
     } else if effective > clearance {
-        code = ErrorCode::ClearanceInsufficient;
-        Some(format!(
-            "this conversation is {}; your clearance is {}",
-            label(state, &effective_id),
-            label(state, &clearance_id)
+        Some((
+            ErrorCode::ClearanceInsufficient,
+            format!(
+                "this conversation is {}; your clearance is {}",
+                label(state, &effective_id),
+                label(state, &id_of(clearance))
+            ),
         ))
     } else if effective > ceiling {
-        Some(format!(
-            "this conversation is {}; the model {} is accredited up to {}",
-            label(state, &effective_id),
-            request.model,
-            label(state, &ceiling_id)
+        Some((
+            ErrorCode::ClassificationNotAllowed,
+            format!(
+                "this conversation is {}; the model {model} is accredited up to {}",
+                label(state, &effective_id),
+                label(state, &id_of(ceiling))
+            ),
         ))
     } else {
         None
     };
-    let Some(reason) = refusal else {
+    Assessment {
+        level: effective_id,
+        markings,
+        beyond,
+        ceiling: id_of(ceiling),
+        clearance: id_of(clearance),
+        refusal,
+    }
+}
+
+/// Clears `request`, at `level`, for the model that will answer it (a
+/// remote `provider`, or the local model when `None`); a refusal is
+/// recorded.
+pub async fn clear(
+    state: &AppState,
+    principal: &Principal,
+    request_id: &str,
+    level: &str,
+    request: &ChatCompletionRequest,
+    provider: Option<&RemoteProvider>,
+) -> Result<Cleared, ApiError> {
+    let texts: Vec<String> = request
+        .messages
+        .iter()
+        .filter_map(|message| message.content.as_ref().map(|content| content.text()))
+        .collect();
+    let assessment = assess(
+        state,
+        principal,
+        level,
+        texts.iter().map(String::as_str),
+        &request.model,
+        provider,
+    );
+    let Some((code, reason)) = assessment.refusal else {
         return Ok(Cleared {
-            level: effective_id,
+            level: assessment.level,
             pseudonymize: provider.is_some_and(|provider| provider.pseudonymize),
             model_host: provider.map_or_else(|| "local".to_owned(), |provider| provider.name.clone()),
             jurisdiction: provider
@@ -219,11 +279,11 @@ pub async fn clear(
         Outcome::Denied,
         json!({
             "reason": if code == ErrorCode::ClearanceInsufficient { "clearance" } else { "classification" },
-            "level": effective_id,
-            "clearance": clearance_id,
-            "marked": markings,
-            "beyond_every_level": beyond.is_some(),
-            "model_accredited_up_to": ceiling_id,
+            "level": assessment.level,
+            "clearance": assessment.clearance,
+            "marked": assessment.markings,
+            "beyond_every_level": assessment.beyond.is_some(),
+            "model_accredited_up_to": assessment.ceiling,
             "provider": provider.map(|provider| provider.name.clone()),
         }),
     );

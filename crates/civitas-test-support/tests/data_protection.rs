@@ -480,3 +480,155 @@ async fn retention_holds_export_erasure_and_data_keys() {
     assert_eq!(state_of(&first).as_deref(), Some("previous"));
     assert_eq!(succeeded(records(&app, "data.key").await).len(), 1);
 }
+
+#[tokio::test]
+async fn the_pre_send_preview_shows_what_was_found_and_what_will_be_done() {
+    let Some(app) = spawn_app_with(options()).await else {
+        return;
+    };
+    const PASSWORD: &str = "Vélo-rouge-sous-la-pluie";
+    let agency = app.new_agency("preview").await;
+    let group = app.new_group(&agency, "caseworkers", &[&app.model]).await;
+    let member = app
+        .new_person(
+            &agency,
+            "member@preview.example.gov",
+            &["member"],
+            &[&group],
+            Some(PASSWORD),
+        )
+        .await;
+    let session = civitas_test_support::browser::sign_in(&app, "member@preview.example.gov", PASSWORD).await;
+    let preview = |fields: Vec<(&'static str, String)>| {
+        let session = session.clone();
+        let app = &app;
+        async move {
+            let fields: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(name, value)| (*name, value.as_str()))
+                .collect();
+            json_of(session.post(app, "/preview", &fields).await).await
+        }
+    };
+    let text = "Please write to Jeanne Martin, SSN 536-22-1234, about her file.";
+    let (status, answer) = preview(vec![
+        ("content", text.to_owned()),
+        ("model", app.model.clone()),
+        ("classification", "unclassified".to_owned()),
+    ])
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["action"], "local");
+    assert_eq!(answer["allowed"], true);
+    assert!(answer["message"]
+        .as_str()
+        .unwrap()
+        .contains("Nothing leaves the agency"));
+    let segments = answer["segments"].as_array().unwrap();
+    let whole: String = segments
+        .iter()
+        .map(|segment| segment["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(whole, text, "the pieces make the message again");
+    let ssn = segments
+        .iter()
+        .find(|segment| segment["entity"] == "US_SSN")
+        .expect("the SSN is found");
+    assert_eq!(ssn["text"], "536-22-1234");
+    assert_eq!(ssn["label"], "US Social Security number");
+    assert!(answer["detected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|found| found["entity"] == "PERSON"));
+
+    // A marking above the person's clearance: refused, and said why; the
+    // only level offered is the one they are cleared for.
+    let (status, answer) = preview(vec![
+        ("content", "CUI//SP-PRVCY\nCase notes.".to_owned()),
+        ("model", app.model.clone()),
+        ("classification", "unclassified".to_owned()),
+    ])
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (answer["action"].as_str(), answer["allowed"].as_bool()),
+        (Some("deny"), Some(false))
+    );
+    assert_eq!(answer["level"]["id"], "cui");
+    assert_eq!(answer["level"]["raised"], true);
+    assert!(
+        answer["message"].as_str().unwrap().contains("your clearance is"),
+        "{answer}"
+    );
+    assert_eq!(answer["levels"].as_array().unwrap().len(), 1);
+
+    // Bad input gets a clear error; nothing is stored or recorded.
+    let (status, answer) = preview(vec![
+        ("content", "Hello".to_owned()),
+        ("model", app.model.clone()),
+        ("classification", "cosmic".to_owned()),
+    ])
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+    let (status, _) = preview(vec![
+        ("content", "Hello".to_owned()),
+        ("model", "no-such-model".to_owned()),
+        ("classification", "unclassified".to_owned()),
+    ])
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = preview(vec![
+        ("content", "Hello".to_owned()),
+        ("conversation", "not-mine".to_owned()),
+    ])
+    .await;
+    assert_eq!(status, 404);
+    let forged = civitas_test_support::browser::client()
+        .post(app.url("/preview"))
+        .header("cookie", &session.cookie)
+        .form(&[("csrf_token", "forged"), ("content", "Hello")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(app
+        .store
+        .list_conversations(&member.id, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(records(&app, "policy.denied").await.is_empty());
+
+    // Cleared for CUI, the person raises a conversation's level when
+    // replying; a lower level picked later does not lower it.
+    app.store.set_clearance(&member.id, Some("cui")).await.unwrap();
+    let conversation = conversation_of(&app, &member.id).await;
+    let reply = session
+        .post(
+            &app,
+            &format!("/c/{}/reply", conversation.id),
+            &[("content", "And the next step?"), ("classification", "cui")],
+        )
+        .await;
+    assert!(reply.status().is_redirection(), "{}", reply.status());
+    let raised = app
+        .store
+        .get_conversation(&conversation.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(raised.classification, "cui");
+    let (status, answer) = preview(vec![
+        ("content", "Thanks".to_owned()),
+        ("conversation", conversation.id.clone()),
+        ("classification", "unclassified".to_owned()),
+    ])
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["level"]["id"], "cui");
+    assert_eq!(answer["levels"].as_array().unwrap().len(), 2);
+}

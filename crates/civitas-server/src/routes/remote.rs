@@ -80,12 +80,18 @@ fn marked(mut response: Response) -> Response {
 }
 
 /// `text` with what the engine finds replaced by the vault's placeholders.
-fn pseudonymize_text(vault: &mut Vault, text: &str) -> String {
+/// What is replaced by a placeholder in `text` before it leaves (the
+/// pre-send preview shows the same).
+pub(crate) fn findings_of(text: &str) -> Vec<civitas_protect::Finding> {
     let options = civitas_protect::Options {
         language: civitas_protect::Language::detect(text),
         ..civitas_protect::Options::default()
     };
-    let findings = civitas_protect::analyze(text, &options);
+    civitas_protect::analyze(text, &options)
+}
+
+fn pseudonymize_text(vault: &mut Vault, text: &str) -> String {
+    let findings = findings_of(text);
     vault.pseudonymize(text, &findings)
 }
 
@@ -331,6 +337,12 @@ pub async fn forward_chat(
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // The workspace keeps the decision with the stored answer.
+    if let Some(decision) = forwarded.decision {
+        response
+            .extensions_mut()
+            .insert(crate::classification::Decision(decision));
+    }
     Ok(marked(response))
 }
 

@@ -554,12 +554,14 @@ fn error_text(t: Texts, error: &ApiError, request_id: &str) -> String {
         ErrorCode::InvalidParameter | ErrorCode::InvalidRequestBody => t.get("error-question"),
         ErrorCode::UpstreamError => t.get("error-upstream"),
         ErrorCode::ClassificationNotAllowed => t.get("error-classification-not-allowed"),
+        ErrorCode::ClearanceInsufficient => t.get("error-clearance"),
+        ErrorCode::LegalHoldActive => t.get("error-legal-hold"),
         _ => t.with("error-generic", &[("reference", request_id)]),
     }
 }
 
 /// An error for the script: the code, the person's words and the request id.
-fn json_error(t: Texts, error: &ApiError, request_id: &str) -> Response {
+pub(super) fn json_error(t: Texts, error: &ApiError, request_id: &str) -> Response {
     let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = json!({
         "error": {
@@ -644,6 +646,10 @@ async fn generate(
     )
     .await?;
     let status = response.status();
+    let decision = response
+        .extensions()
+        .get::<crate::classification::Decision>()
+        .map(|decision| decision.0.clone());
     let body = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
         .await
         .map_err(|_| {
@@ -674,6 +680,7 @@ async fn generate(
             "completion_tokens": body["usage"]["completion_tokens"].as_i64().unwrap_or(0),
             "latency_ms": started.elapsed().as_millis() as u64,
             "finish": body["choices"][0]["finish_reason"].as_str().unwrap_or("stop"),
+            "data_protection": decision,
         });
         let reply = NewMessage {
             role: "assistant".to_owned(),
@@ -941,6 +948,9 @@ pub struct ContentForm {
     csrf_token: String,
     #[serde(default)]
     content: String,
+    /// A higher level picked in the pre-send preview (never a lower one).
+    #[serde(default)]
+    classification: String,
 }
 
 /// The signed-in owner of the conversation of a state-changing request,
@@ -1042,9 +1052,16 @@ pub async fn reply(
         )
         .await;
     }
-    // A marking in the message raises the conversation's level for good.
+    // A marking in the message, or a higher level picked before sending,
+    // raises the conversation's level for good.
     let mut conversation = conversation;
-    let level = crate::classification::raised(&state, &conversation.classification, &form.content);
+    let levels = &state.config.classifications;
+    let rank = |id: &str| levels.iter().position(|level| level.id == id);
+    let picked = match (rank(&form.classification), rank(&conversation.classification)) {
+        (Some(picked), Some(current)) if picked > current => form.classification.clone(),
+        _ => conversation.classification.clone(),
+    };
+    let level = crate::classification::raised(&state, &picked, &form.content);
     if level != conversation.classification {
         match state
             .store

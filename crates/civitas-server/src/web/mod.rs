@@ -15,6 +15,7 @@ mod chat;
 mod export;
 pub mod i18n;
 pub mod markdown;
+mod preview;
 mod rules;
 mod settings;
 
@@ -123,6 +124,7 @@ pub fn router(state: AppState) -> Router<AppState> {
             get(chat::temporary_page).post(chat::temporary_reply),
         )
         .route("/temporary/render", post(chat::render_markdown))
+        .route("/preview", post(preview::preview))
         .route("/rules", get(rules::show).post(rules::accept))
         .route("/pending", get(rules::pending))
         .route("/audit", get(audit::console))
