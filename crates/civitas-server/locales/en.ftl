@@ -404,3 +404,7 @@ entity-SECRET = Secret (key, token or password)
 entity-CLASSIFICATION_MARKING = Classification marking
 entity-PERSON = Person's name
 entity-STREET_ADDRESS = Street address
+
+protection-heading = Your data
+clearance-line = You may work with information up to { $level }.
+hold-line = A legal hold applies to your conversations ({ $matter }): they are kept, and cannot be deleted, until it is released.

@@ -404,3 +404,7 @@ entity-SECRET = Secret (clé, jeton ou mot de passe)
 entity-CLASSIFICATION_MARKING = Marquage de classification
 entity-PERSON = Nom d'une personne
 entity-STREET_ADDRESS = Adresse postale
+
+protection-heading = Vos données
+clearance-line = Vous pouvez traiter des informations jusqu'au niveau { $level }.
+hold-line = Une conservation pour contentieux s'applique à vos conversations ({ $matter }) : elles sont conservées et ne peuvent être supprimées avant sa levée.

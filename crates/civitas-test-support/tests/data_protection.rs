@@ -144,12 +144,16 @@ async fn clearance_decides_and_every_model_call_records_its_decision() {
     )
     .await;
     assert_eq!(status, 403);
+    let (_, me) = json_of(app.call(Method::GET, "/v1/me", &member.key, None).await).await;
+    assert_eq!(me["clearance"], "unclassified");
     let (status, body) = json_of(
         app.call(Method::PUT, &path, &admin.key, Some(&json!({"clearance": "cui"})))
             .await,
     )
     .await;
     assert_eq!((status, body["clearance"].as_str()), (200, Some("cui")));
+    let (_, me) = json_of(app.call(Method::GET, "/v1/me", &member.key, None).await).await;
+    assert_eq!(me["clearance"], "cui");
     let (status, body) = json_of(
         app.call(
             Method::POST,
@@ -606,6 +610,22 @@ async fn the_pre_send_preview_shows_what_was_found_and_what_will_be_done() {
     // Cleared for CUI, the person raises a conversation's level when
     // replying; a lower level picked later does not lower it.
     app.store.set_clearance(&member.id, Some("cui")).await.unwrap();
+    app.store
+        .create_legal_hold(civitas_store::NewLegalHold {
+            agency_id: agency.clone(),
+            person_id: member.id.clone(),
+            matter: "CAA-2026-17".to_owned(),
+            reason: "Litigation before the administrative court".to_owned(),
+            created_by: "test".to_owned(),
+        })
+        .await
+        .unwrap();
+    let settings = session.get(&app, "/settings").await.text().await.unwrap();
+    assert!(
+        settings.contains("You may work with information up to CUI"),
+        "{settings}"
+    );
+    assert!(settings.contains("A legal hold applies to your conversations (CAA-2026-17)"));
     let conversation = conversation_of(&app, &member.id).await;
     let reply = session
         .post(

@@ -64,6 +64,9 @@ pub struct Me {
     pub models: Vec<String>,
     pub credential: CredentialInfo,
     pub limits: Vec<LimitStatus>,
+    /// The highest classification level the caller may work at (a level
+    /// id): their own clearance, else the installation's default.
+    pub clearance: String,
 }
 
 fn remaining(limits: &Limits, counter: &UsageCounter) -> Remaining {
@@ -154,6 +157,12 @@ pub async fn me(
             .collect(),
         credential,
         limits,
+        clearance: state
+            .config
+            .classifications
+            .get(crate::classification::clearance_rank(&state, &principal))
+            .map(|level| level.id.clone())
+            .unwrap_or_default(),
     }))
 }
 

@@ -52,6 +52,10 @@ struct SettingsPage {
     created: Option<String>,
     name_error: Option<String>,
     accesses: Vec<AccessRow>,
+    /// The person's clearance, as a level's label.
+    clearance: String,
+    /// The matters of legal holds on the person's records.
+    holds: Vec<String>,
 }
 
 #[allow(clippy::too_many_arguments, reason = "what the page shows, one value each")]
@@ -156,6 +160,20 @@ async fn render(
             selected: preferences.language.as_deref() == Some(code),
         }),
     );
+    let clearance = state
+        .config
+        .classifications
+        .get(crate::classification::clearance_rank(state, principal))
+        .map(|level| super::level_label(level, t))
+        .unwrap_or_default();
+    let holds = state
+        .store
+        .active_holds(principal.id())
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|hold| hold.matter)
+        .collect();
     page(
         status,
         &SettingsPage {
@@ -169,6 +187,8 @@ async fn render(
             created,
             name_error,
             accesses,
+            clearance,
+            holds,
         },
         HeaderMap::new(),
     )
