@@ -293,11 +293,25 @@ test('an admin creates a group, restricts a model, and the member no longer sees
     ['API keys', 'admin-keys'],
     ['Usage', 'admin-usage'],
     ['Rules of behaviour', 'admin-rules'],
+    ['Records', 'admin-records'],
   ]) {
     await page.getByRole('link', { name: link, exact: true }).click();
     await page.getByRole('heading', { level: 1, name: link }).waitFor();
     await accessible(page, name);
   }
+  // Records: a legal hold refused without a reason, then placed; the
+  // member is told on their settings page.
+  await page.getByRole('link', { name: 'Records', exact: true }).click();
+  await page.getByRole('button', { name: 'Place the hold' }).click();
+  await page.locator('#hold-reason-error').waitFor();
+  await accessible(page, 'admin-records-error');
+  await page.getByLabel('Person under the hold').selectOption({ label: `Carl Clerk (${MEMBER})` });
+  await page.getByLabel('Matter', { exact: true }).fill('CAA-2026-17');
+  await page.getByLabel('Reason', { exact: true }).fill('Appeal before the administrative court on case 44-B.');
+  await page.getByRole('button', { name: 'Place the hold' }).click();
+  await page.getByRole('status').filter({ hasText: 'The legal hold is in force.' }).waitFor();
+  await member.page.goto(`${base}/settings`);
+  await member.page.getByText('A legal hold applies to your conversations (CAA-2026-17)').waitFor();
   // Break-glass: refused without a person and a reason, then open at once
   // (this server needs no second approver); the member sees it.
   await page.getByRole('link', { name: 'Break-glass access', exact: true }).click();

@@ -225,17 +225,24 @@
     if (kind === "new") body.append("model", data.get("model") || "");
     else body.append("conversation", form.dataset.conversation || "");
     var again = function () { previewFirst(form, kind, proceed); };
+    // The message is on its way: no second send while the preview is asked.
+    var send = form.querySelector("[data-send]");
+    if (send) send.disabled = true;
+    var go = function (then) {
+      if (send) send.disabled = false;
+      then();
+    };
     fetch("/preview", {
       method: "POST", body: body, credentials: "same-origin",
       headers: { "x-civitas-stream": "1" }
     }).then(function (response) {
       return response.ok ? response.json() : null;
     }).then(function (preview) {
-      if (!preview) { proceed(); return; }
+      if (!preview) { go(proceed); return; }
       var quiet = preview.allowed && !preview.detected.length && !preview.level.raised;
-      if (quiet && !document.getElementById("preview")) { proceed(); return; }
-      showPreview(form, preview, proceed, again);
-    }, function () { proceed(); });
+      if (quiet && !document.getElementById("preview")) { go(proceed); return; }
+      go(function () { showPreview(form, preview, proceed, again); });
+    }, function () { go(proceed); });
   }
 
   function streamForm(form) {

@@ -640,3 +640,185 @@ async fn roles_and_agencies_bound_what_each_person_reaches() {
     assert_eq!(status, 404);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_records_page_sets_retention_holds_clearances_and_rotates_keys() {
+    let Some(app) = spawn_app_with(AppOptions {
+        local_model: false,
+        ..options()
+    })
+    .await
+    else {
+        return;
+    };
+    let agency = agency(&app, "archives").await;
+    let admin = &agency.admin;
+    let base = format!("/admin/agencies/{}/records", agency.id);
+    let member = app
+        .new_person(
+            &agency.id,
+            "clerk@archives.example.gov",
+            &["member"],
+            &[],
+            Some(PASSWORD),
+        )
+        .await;
+    app.new_person(
+        &agency.id,
+        "inspector@archives.example.gov",
+        &["auditor"],
+        &[],
+        Some(PASSWORD),
+    )
+    .await;
+    let auditor = sign_in(&app, "inspector@archives.example.gov", PASSWORD).await;
+    let page = admin.get(&app, &base).await.text().await.unwrap();
+    for heading in ["Retention schedule", "Legal holds", "Clearances", "Data keys"] {
+        assert!(page.contains(heading), "{heading}");
+    }
+
+    // Retention: a bad number is said next to its field; a good one kept,
+    // an empty field keeps that kind of record indefinitely.
+    let refused = admin
+        .post(
+            &app,
+            &format!("{base}/retention"),
+            &[("conversations", "ninety"), ("usage", "")],
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let text = refused.text().await.unwrap();
+    assert!(text.contains("Enter a whole number of days") && text.contains("aria-invalid=\"true\""));
+    let saved = admin
+        .post(
+            &app,
+            &format!("{base}/retention"),
+            &[("conversations", "90"), ("usage", "")],
+        )
+        .await;
+    assert_eq!(location(&saved), format!("{base}?done=retention-saved"));
+    let rules = app.store.list_retention_rules(&agency.id).await.unwrap();
+    assert_eq!(
+        rules
+            .iter()
+            .map(|rule| (rule.record_type.as_str(), rule.days))
+            .collect::<Vec<_>>(),
+        vec![("conversations", 90)]
+    );
+
+    // A legal hold, placed by an auditor, then released.
+    let short = auditor
+        .post(
+            &app,
+            &format!("{base}/holds"),
+            &[
+                ("person_id", &member.id),
+                ("matter", "CAA-17"),
+                ("reason", "short"),
+            ],
+        )
+        .await;
+    assert_eq!(short.status(), 422);
+    let placed = auditor
+        .post(
+            &app,
+            &format!("{base}/holds"),
+            &[
+                ("person_id", &member.id),
+                ("matter", "CAA-17"),
+                ("reason", "Appeal before the administrative court"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&placed), format!("{base}?done=hold-placed"));
+    let holds = app.store.active_holds(&member.id).await.unwrap();
+    assert_eq!(holds.len(), 1);
+    let listed = auditor.get(&app, &base).await.text().await.unwrap();
+    assert!(listed.contains("CAA-17") && listed.contains("In force"));
+    assert!(
+        !listed.contains("Save the schedule"),
+        "an auditor sees holds, not the schedule"
+    );
+    let released = auditor
+        .post(&app, &format!("{base}/holds/{}/release", holds[0].id), &[])
+        .await;
+    assert_eq!(location(&released), format!("{base}?done=hold-released"));
+    assert!(app.store.active_holds(&member.id).await.unwrap().is_empty());
+
+    // Clearances and data keys are the administrator's.
+    let cleared = admin
+        .post(
+            &app,
+            &format!("{base}/clearance"),
+            &[("clearance_person", &member.id), ("clearance", "cui")],
+        )
+        .await;
+    assert_eq!(location(&cleared), format!("{base}?done=clearance-saved"));
+    assert_eq!(
+        app.store
+            .get_person(&member.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .clearance
+            .as_deref(),
+        Some("cui")
+    );
+    let unknown = admin
+        .post(
+            &app,
+            &format!("{base}/clearance"),
+            &[("clearance_person", &member.id), ("clearance", "cosmic")],
+        )
+        .await;
+    assert_eq!(unknown.status(), 422);
+    let rotated = admin.post(&app, &format!("{base}/rotate-key"), &[]).await;
+    assert_eq!(location(&rotated), format!("{base}?done=key-rotated"));
+    let states: Vec<String> = app
+        .store
+        .list_data_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|key| key.agency_id == agency.id)
+        .map(|key| key.state)
+        .collect();
+    assert_eq!(
+        states.iter().filter(|state| *state == "active").count(),
+        1,
+        "{states:?}"
+    );
+    assert_eq!(
+        auditor
+            .post(&app, &format!("{base}/retention"), &[("conversations", "1")])
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        auditor
+            .post(&app, &format!("{base}/rotate-key"), &[])
+            .await
+            .status(),
+        403
+    );
+
+    // Each change is in the audit log, marked as made from the workspace.
+    let records = app.store.audit_records(1, 10_000).await.unwrap();
+    let via_workspace = |action: &str| {
+        records
+            .iter()
+            .filter(|record| record.action == action && record.details["via"] == "workspace")
+            .count()
+    };
+    assert_eq!(via_workspace("data.legal_hold"), 2);
+    assert_eq!(via_workspace("data.key"), 1);
+    assert!(
+        via_workspace("admin.change") >= 3,
+        "retention twice and a clearance"
+    );
+
+    // A member does not see the page.
+    let clerk = sign_in(&app, "clerk@archives.example.gov", PASSWORD).await;
+    assert_eq!(clerk.get(&app, &base).await.status(), 403);
+}

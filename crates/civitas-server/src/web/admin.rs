@@ -281,6 +281,11 @@ impl AdminQuery {
             "access-opened" => "admin-done-access-opened",
             "access-approved" => "admin-done-access-approved",
             "access-refused" => "admin-done-access-refused",
+            "retention-saved" => "admin-done-retention-saved",
+            "hold-placed" => "admin-done-hold-placed",
+            "hold-released" => "admin-done-hold-released",
+            "clearance-saved" => "admin-done-clearance-saved",
+            "key-rotated" => "admin-done-key-rotated",
             _ => return None,
         };
         Some(t.get(id))

@@ -16,6 +16,7 @@ mod export;
 pub mod i18n;
 pub mod markdown;
 mod preview;
+mod records;
 mod rules;
 mod settings;
 
@@ -176,6 +177,27 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route(
             "/admin/agencies/{agency_id}/break-glass/{request_id}/refuse",
             post(break_glass::refuse),
+        )
+        .route("/admin/agencies/{agency_id}/records", get(records::show))
+        .route(
+            "/admin/agencies/{agency_id}/records/retention",
+            post(records::save_retention),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/records/holds",
+            post(records::place_hold),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/records/holds/{hold_id}/release",
+            post(records::release_hold),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/records/clearance",
+            post(records::set_clearance),
+        )
+        .route(
+            "/admin/agencies/{agency_id}/records/rotate-key",
+            post(records::rotate_key),
         )
         .route("/admin/agencies/{agency_id}/usage", get(admin::usage))
         .route("/admin/agencies/{agency_id}/usage.csv", get(admin::usage_csv))
