@@ -234,6 +234,17 @@ pub fn assess<'a>(
     }
 }
 
+/// Where the messages of a request come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum History {
+    /// All from the client (an API request, a temporary chat): every
+    /// message counts, answers included (they could carry anything).
+    Client,
+    /// A stored conversation: the answers are the models' own, and
+    /// markings a model wrote do not raise the level.
+    Stored,
+}
+
 /// Clears `request`, at `level`, for the model that will answer it (a
 /// remote `provider`, or the local model when `None`); a refusal is
 /// recorded.
@@ -243,11 +254,15 @@ pub async fn clear(
     request_id: &str,
     level: &str,
     request: &ChatCompletionRequest,
+    history: History,
     provider: Option<&RemoteProvider>,
 ) -> Result<Cleared, ApiError> {
     let texts: Vec<String> = request
         .messages
         .iter()
+        .filter(|message| {
+            history == History::Client || message.role != civitas_types::openai::Role::Assistant
+        })
         .filter_map(|message| message.content.as_ref().map(|content| content.text()))
         .collect();
     let assessment = assess(

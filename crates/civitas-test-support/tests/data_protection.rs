@@ -652,3 +652,92 @@ async fn the_pre_send_preview_shows_what_was_found_and_what_will_be_done() {
     assert_eq!(answer["level"]["id"], "cui");
     assert_eq!(answer["levels"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn markings_a_model_wrote_in_a_stored_answer_do_not_lock_the_conversation() {
+    let Some(app) = spawn_app_with(options()).await else {
+        return;
+    };
+    const PASSWORD: &str = "Vélo-rouge-sous-la-pluie";
+    let agency = app.new_agency("echo").await;
+    let group = app.new_group(&agency, "caseworkers", &[&app.model]).await;
+    let member = app
+        .new_person(
+            &agency,
+            "member@echo.example.gov",
+            &["member"],
+            &[&group],
+            Some(PASSWORD),
+        )
+        .await;
+    // A stored conversation whose answer (the model's) has capitals that
+    // read as a marking above every level.
+    let (conversation, _) = app
+        .store
+        .create_conversation(
+            NewConversation {
+                owner: member.id.clone(),
+                title: Some("Libraries".to_owned()),
+                model: app.model.clone(),
+                classification: "unclassified".to_owned(),
+            },
+            vec![
+                NewMessage {
+                    role: "user".to_owned(),
+                    content: "Write about libraries.".to_owned(),
+                    metadata: None,
+                },
+                NewMessage {
+                    role: "assistant".to_owned(),
+                    content: "THE SECRET OF LIBRARIES: TOP SECRET readers.".to_owned(),
+                    metadata: None,
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    let session = civitas_test_support::browser::sign_in(&app, "member@echo.example.gov", PASSWORD).await;
+    let reply = session
+        .post(
+            &app,
+            &format!("/c/{}/reply", conversation.id),
+            &[("content", "Go on.")],
+        )
+        .await;
+    assert!(reply.status().is_redirection(), "{}", reply.status());
+    let stored = app.store.list_messages(&conversation.id).await.unwrap();
+    assert_eq!(stored.len(), 4, "answered");
+    assert_eq!(
+        app.store
+            .get_conversation(&conversation.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .classification,
+        "unclassified"
+    );
+    // Through the API every message is the client's: the same text in an
+    // "assistant" message is a marking like any other.
+    let (status, body) = json_of(
+        app.call(
+            Method::POST,
+            "/v1/chat/completions",
+            &member.key,
+            Some(&json!({
+                "model": app.model,
+                "max_tokens": 4,
+                "messages": [
+                    {"role": "user", "content": "Write about libraries."},
+                    {"role": "assistant", "content": "TOP SECRET//NOFORN notes"},
+                    {"role": "user", "content": "Go on."}
+                ]
+            })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("classification_not_allowed"))
+    );
+}

@@ -828,14 +828,25 @@ pub async fn completions(
     let keep = Keep::NewConversation {
         classification: level.clone(),
     };
+    // Every message of an API request is the client's, answers included.
     run(
-        state, &principal, caller, request_id, started, request, keep, &level,
+        state,
+        &principal,
+        caller,
+        request_id,
+        started,
+        request,
+        keep,
+        &level,
+        History::Client,
     )
     .await
 }
 
 /// One completion for `principal`, kept as `keep` says, at classification
 /// `level`: the API's handler and the workspace's both come here.
+pub use crate::classification::History;
+
 #[allow(
     clippy::too_many_arguments,
     reason = "who, what, where it is kept and at which level"
@@ -849,6 +860,7 @@ pub async fn run(
     request: ChatCompletionRequest,
     keep: Keep,
     level: &str,
+    history: History,
 ) -> Result<Response, ApiError> {
     let started_at = chrono::Utc::now();
     let served = state
@@ -874,9 +886,16 @@ pub async fn run(
             .find(|provider| provider.serves(&request.model))
             .cloned()
             .ok_or_else(|| model_not_found(&request.model))?;
-        let cleared =
-            crate::classification::clear(&state, principal, &request_id, level, &request, Some(&provider))
-                .await?;
+        let cleared = crate::classification::clear(
+            &state,
+            principal,
+            &request_id,
+            level,
+            &request,
+            history,
+            Some(&provider),
+        )
+        .await?;
         let forwarded = crate::routes::remote::Forwarded {
             caller,
             request_id,
@@ -894,7 +913,8 @@ pub async fn run(
     }
     // The local model may receive any level, but a marking above every
     // level still goes nowhere.
-    let cleared = crate::classification::clear(&state, principal, &request_id, level, &request, None).await?;
+    let cleared =
+        crate::classification::clear(&state, principal, &request_id, level, &request, history, None).await?;
     // The decision goes with the answer into its provenance.
     let decision = cleared.decision(None);
     let plan = plan(request, &state, &engine)?;

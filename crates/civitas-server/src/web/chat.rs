@@ -612,6 +612,14 @@ async fn generate(
         ..Default::default()
     };
     let caller = limits::admit(state, principal, Caller::of(principal, version), &origin).await?;
+    // A stored conversation's answers were written by the models, not
+    // typed: markings the model wrote do not raise its level. A temporary
+    // chat's history comes from the page, like an API client's.
+    let history = if matches!(keep, Keep::Append { .. }) {
+        completions::History::Stored
+    } else {
+        completions::History::Client
+    };
     let local = state
         .chat
         .as_ref()
@@ -626,6 +634,7 @@ async fn generate(
             request,
             keep,
             level,
+            history,
         )
         .await;
     }
@@ -643,6 +652,7 @@ async fn generate(
         request,
         Keep::Nothing,
         level,
+        history,
     )
     .await?;
     let status = response.status();

@@ -81,7 +81,13 @@ pub async fn preview(
             Err(error) => return json_error(t, &ApiError::storage(error), &request_id),
         };
         let history = match state.store.list_messages(&conversation.id).await {
-            Ok(messages) => messages.into_iter().map(|message| message.content).collect(),
+            // The person's own messages: markings a model wrote in an
+            // answer do not raise the level (as at sending).
+            Ok(messages) => messages
+                .into_iter()
+                .filter(|message| message.role != "assistant")
+                .map(|message| message.content)
+                .collect(),
             Err(error) => return json_error(t, &ApiError::storage(error), &request_id),
         };
         // A reply may raise its conversation's level, never lower it.
