@@ -224,21 +224,54 @@ fn iban(text: &str) -> bool {
 }
 /// A date that could be a birth date: a real day, month and a year from
 /// 1900 to now.
+/// Today's date (UTC) as year, month, day.
+fn today() -> (u32, u32, u32) {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs() / 86_400)
+        .unwrap_or(0) as i64;
+    civil(days)
+}
+
+/// Days since 1970-01-01 as a civil date (H. Hinnant's algorithm).
+fn civil(days: i64) -> (u32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year as u32, month as u32, day as u32)
+}
+
 fn birth_date(text: &str) -> bool {
     let numbers: Vec<u32> = text
         .split(|c: char| !c.is_ascii_digit())
         .filter(|part| !part.is_empty())
         .filter_map(|part| part.parse().ok())
         .collect();
+    // Nobody is born after today (a deadline next to the word "born" is
+    // not a date of birth).
+    let (this_year, this_month, this_day) = today();
     let plausible = |day: u32, month: u32, year: u32| {
         let year = if year < 100 { year + 1900 } else { year };
-        (1..=31).contains(&day) && (1..=12).contains(&month) && (1900..=2100).contains(&year)
+        (1..=31).contains(&day)
+            && (1..=12).contains(&month)
+            && (1900..=this_year).contains(&year)
+            && (year, month, day) <= (this_year, this_month, this_day)
     };
     match numbers.as_slice() {
         [year, month, day] if *year > 1000 => plausible(*day, *month, *year),
         // Day first (most of the world) or month first (United States).
         [a, b, year] => plausible(*a, *b, *year) || plausible(*b, *a, *year),
-        [day, year] => (1..=31).contains(day) && (1900..=2100).contains(year),
+        [day, year] => (1..=31).contains(day) && (1900..this_year).contains(year),
         _ => false,
     }
 }
@@ -252,6 +285,8 @@ const BIRTH_WORDS: &[&str] = &[
     "d.o.b",
     "né le",
     "née le",
+    "né à",
+    "née à",
     "naissance",
     "né(e)",
 ];
@@ -286,6 +321,10 @@ fn specs() -> Vec<Spec> {
         spec("us_ein", UsEin, r"(?-u:\b)\d{2}-\d{7}(?-u:\b)", 0.5)
             .valid(ein)
             .only_near(&["ein", "employer identification", "fein", "tax id", "tin"]),
+        // Written without its hyphen, only right after its own name.
+        spec("us_ein_digits", UsEin, r"(?-u:\b)\d{9}(?-u:\b)", 0.3)
+            .valid(ein)
+            .only_near(&[" ein", "(ein", "ein:", "ein#", "employer identification", "fein"]),
         spec("us_routing", UsBankRouting, r"(?-u:\b)\d{9}(?-u:\b)", 0.5)
             .valid(routing)
             .only_near(&["routing", "aba", "rtn", "transit"]),
@@ -306,6 +345,28 @@ fn specs() -> Vec<Spec> {
             "date_of_birth_words",
             DateOfBirth,
             concat!(r"(?i)(?-u:\b)\d{1,2}(?:er)? (?:", months!(), r") \d{4}(?-u:\b)"),
+            0.3,
+        )
+        .valid(birth_date)
+        .only_near(BIRTH_WORDS),
+        // "January 6, 1964", "Jun 3, 1996", "20 Jun 1971" (US and English
+        // orders, months written out or cut short).
+        spec(
+            "date_of_birth_month_first",
+            DateOfBirth,
+            concat!(
+                r"(?i)(?-u:\b)(?:",
+                months!(),
+                r"|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.? \d{1,2},? \d{4}(?-u:\b)"
+            ),
+            0.3,
+        )
+        .valid(birth_date)
+        .only_near(BIRTH_WORDS),
+        spec(
+            "date_of_birth_short_month",
+            DateOfBirth,
+            r"(?i)(?-u:\b)\d{1,2} (?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)\.? \d{4}(?-u:\b)",
             0.3,
         )
         .valid(birth_date)
@@ -345,7 +406,7 @@ fn specs() -> Vec<Spec> {
         )
         .valid(nanp)
         .near(&["phone", "call", "tel", "cell", "mobile", "fax"]),
-        spec("international_phone", PhoneNumber, r"\+\d{1,3}(?:[ .-]?\d{1,4}){2,5}(?-u:\b)", 0.6).valid(international_phone),
+        spec("international_phone", PhoneNumber, r"\+\d{1,3}(?: ?\(0\))?(?:[ .-]?\d{1,4}){2,5}(?-u:\b)", 0.6).valid(international_phone),
         // Names: after a title or a greeting, or a known given name
         // followed by a surname (known, or written in capitals).
         spec(
@@ -367,7 +428,7 @@ fn specs() -> Vec<Spec> {
         spec(
             "person_gazetteer",
             Person,
-            r"\p{Lu}[\p{L}'’]+(?:-\p{Lu}[\p{L}'’]+)? +\p{Lu}[\p{L}'’-]+(?: +\p{Lu}[\p{L}'’-]+)?",
+            r"\p{Lu}[\p{L}'’]+(?:-\p{Lu}[\p{L}'’]+)?(?: +\p{Lu}\.)? +(?:(?:de|du|des|da|di|del|della|dos|van|von|der|den|ben|bin|le|la) +)*(?:[dD]['’])?\p{Lu}[\p{L}'’-]+(?: +\p{Lu}[\p{L}'’-]+)?",
             0.5,
         )
         .judged(names::known)
@@ -377,13 +438,13 @@ fn specs() -> Vec<Spec> {
             "us_street_address",
             StreetAddress,
             r"(?-u:\b)\d{1,6} +(?:[NSEW]\.? +)?(?:[A-Z][a-z]+ +){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Drive|Dr|Lane|Ln|Court|Ct|Place|Pl|Way|Terrace|Parkway|Pkwy|Circle|Cir|Highway|Hwy)(?-u:\b)\.?(?:,? +(?:Apt|Suite|Unit|#) *[A-Za-z0-9-]+)?",
-            0.75,
+            0.9,
         ),
         spec(
             "fr_street_address",
             StreetAddress,
-            r"(?i)(?-u:\b)\d{1,4}(?: ?(?:bis|ter))?,? +(?:rue|avenue|av\.|boulevard|bd|place|allée|impasse|chemin|route|quai|cours|square|passage)(?-u:\b) +(?:(?:de|du|des|la|le|les|aux|sur|sous|et) +|[ld]['’])*(?-i:\p{Lu}[\p{L}'’-]*)(?: +(?:(?:de|du|des|la|le|les|aux|sur|sous|et) +|[ld]['’])*(?-i:\p{Lu}[\p{L}'’-]*)){0,4}(?:,? +\d{5} +(?-i:\p{Lu}[\p{L}'’-]+(?:[ -]\p{Lu}[\p{L}'’-]+)*))?",
-            0.8,
+            r"(?i)(?-u:\b)\d{1,4}(?: ?(?:bis|ter)|[a-z](?-u:\b))?,? +(?:rue|avenue|av\.|boulevard|bd|place|allée|impasse|chemin|route|quai|cours|square|passage)(?-u:\b) +(?:(?:de|du|des|la|le|les|aux|sur|sous|et) +|[ld]['’])*(?-i:\p{Lu}[\p{L}'’-]*)(?: +(?:(?:de|du|des|la|le|les|aux|sur|sous|et) +|[ld]['’])*(?-i:\p{Lu}[\p{L}'’-]*)){0,4}(?:,? +\d{5} +(?-i:\p{Lu}[\p{L}'’-]+(?:[ -]\p{Lu}[\p{L}'’-]+)*))?",
+            0.9,
         ),
         spec(
             "pem_private_key",
@@ -441,3 +502,15 @@ pub static RECOGNIZERS: LazyLock<Vec<Recognizer>> = LazyLock::new(|| {
         })
         .collect()
 });
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn days_since_1970_become_dates_and_no_one_is_born_tomorrow() {
+        assert_eq!(super::civil(0), (1970, 1, 1));
+        assert_eq!(super::civil(11_016), (2000, 2, 29));
+        assert_eq!(super::civil(20_000), (2024, 10, 4));
+        assert!(super::birth_date("14/03/1984"));
+        assert!(!super::birth_date(&format!("01/01/{}", super::today().0 + 1)));
+    }
+}
