@@ -132,6 +132,35 @@ impl MasterKey {
     }
 }
 
+/// What wraps and unwraps data keys: a master key held in memory
+/// ([`MasterKey`], read from a file or the environment), or — the seam for
+/// later — a key management service whose key never leaves it (implement
+/// this over its wrap/unwrap calls; they happen once per data key and
+/// [`KEY_CACHE_TTL`], never per message).
+pub trait KeyWrapper: Send + Sync + std::fmt::Debug {
+    /// A stable id kept beside each wrapped key (never the key itself).
+    fn id(&self) -> &str;
+    /// `key` sealed, bound to `aad`.
+    fn wrap(&self, key: &[u8], aad: &[u8]) -> StoreResult<Vec<u8>>;
+    /// What [`wrap`](Self::wrap) sealed with the same `aad`; `None` when it
+    /// does not open.
+    fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Option<Vec<u8>>;
+}
+
+impl KeyWrapper for MasterKey {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn wrap(&self, key: &[u8], aad: &[u8]) -> StoreResult<Vec<u8>> {
+        self.key.seal(key, aad)
+    }
+
+    fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+        self.key.open(wrapped, aad)
+    }
+}
+
 /// A data key as kept in the database: wrapped by a master key.
 #[derive(Debug, Clone)]
 pub struct WrappedDataKey {
@@ -183,16 +212,27 @@ impl DataKey {
 /// The master keys this replica holds and the data keys it unwrapped.
 #[derive(Debug)]
 pub struct Keyring {
-    master: MasterKey,
+    master: Box<dyn KeyWrapper>,
     /// Older master keys, still accepted to unwrap while the data keys are
     /// re-wrapped with the current one.
-    previous: Vec<MasterKey>,
+    previous: Vec<Box<dyn KeyWrapper>>,
     unwrapped: Mutex<HashMap<String, (Arc<DataKey>, Instant)>>,
     active: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl Keyring {
     pub fn new(master: MasterKey, previous: Vec<MasterKey>) -> Arc<Keyring> {
+        Keyring::with_wrappers(
+            Box::new(master),
+            previous
+                .into_iter()
+                .map(|key| Box::new(key) as Box<dyn KeyWrapper>)
+                .collect(),
+        )
+    }
+
+    /// A keyring over any [`KeyWrapper`]s (a key management service).
+    pub fn with_wrappers(master: Box<dyn KeyWrapper>, previous: Vec<Box<dyn KeyWrapper>>) -> Arc<Keyring> {
         Arc::new(Keyring {
             master,
             previous,
@@ -211,14 +251,14 @@ impl Keyring {
     }
 
     pub fn master_key_id(&self) -> &str {
-        &self.master.id
+        self.master.id()
     }
 
     /// A new data key for `agency_id`, wrapped by the current master key.
     pub fn new_data_key(&self, agency_id: &str) -> StoreResult<(WrappedDataKey, Arc<DataKey>)> {
         let id = crate::new_id();
         let bytes: [u8; KEY_LEN] = random_bytes()?;
-        let wrapped = self.master.key.seal(&bytes, &data_key_aad(&id, agency_id))?;
+        let wrapped = self.master.wrap(&bytes, &data_key_aad(&id, agency_id))?;
         let key = SealingKey::new(&bytes).ok_or_else(|| StoreError::Key("cannot build a key".to_owned()))?;
         let data_key = Arc::new(DataKey {
             id: id.clone(),
@@ -230,7 +270,7 @@ impl Keyring {
                 id,
                 agency_id: agency_id.to_owned(),
                 wrapped: Some(b64().encode(wrapped)),
-                master_key_id: self.master.id.clone(),
+                master_key_id: self.master.id().to_owned(),
             },
             data_key,
         ))
@@ -244,7 +284,7 @@ impl Keyring {
         };
         let master = std::iter::once(&self.master)
             .chain(&self.previous)
-            .find(|master| master.id == stored.master_key_id)
+            .find(|master| master.id() == stored.master_key_id)
             .ok_or_else(|| {
                 StoreError::Key(format!(
                     "data key {} is wrapped by master key {}, which this server does not hold; \
@@ -255,8 +295,7 @@ impl Keyring {
         let corrupt = || StoreError::Key(format!("data key {} does not unwrap", stored.id));
         let bytes = b64().decode(wrapped).map_err(|_| corrupt())?;
         let plain = master
-            .key
-            .open(&bytes, &data_key_aad(&stored.id, &stored.agency_id))
+            .unwrap(&bytes, &data_key_aad(&stored.id, &stored.agency_id))
             .ok_or_else(corrupt)?;
         plain.try_into().map_err(|_| corrupt())
     }
@@ -279,11 +318,10 @@ impl Keyring {
         let bytes = self.unwrap_bytes(stored)?;
         let wrapped = self
             .master
-            .key
-            .seal(&bytes, &data_key_aad(&stored.id, &stored.agency_id))?;
+            .wrap(&bytes, &data_key_aad(&stored.id, &stored.agency_id))?;
         Ok(WrappedDataKey {
             wrapped: Some(b64().encode(wrapped)),
-            master_key_id: self.master.id.clone(),
+            master_key_id: self.master.id().to_owned(),
             ..stored.clone()
         })
     }
@@ -343,7 +381,9 @@ mod tests {
 
     #[test]
     fn a_sealed_value_opens_only_with_its_key_and_binding() {
-        let keyring = Keyring::ephemeral();
+        let master = MasterKey::generate().unwrap();
+        let master_text = master.to_text();
+        let keyring = Keyring::new(master, Vec::new());
         let (stored, key) = keyring.new_data_key("agency-a").unwrap();
         let aad = field_aad("messages", "m1", "content");
         let sealed = key.seal("Jean Dupont, NIR 1 85 05 78 006 084 36", &aad).unwrap();
@@ -370,10 +410,7 @@ mod tests {
         bytes[last] ^= 1;
         assert!(key.open(&b64().encode(bytes), &aad).is_err());
         // The wrapped key unwraps to the same key.
-        let fresh = Keyring::new(
-            MasterKey::from_text(&keyring.master.to_text()).unwrap(),
-            Vec::new(),
-        );
+        let fresh = Keyring::new(MasterKey::from_text(&master_text).unwrap(), Vec::new());
         let unwrapped = fresh.unwrap(&stored).unwrap();
         assert_eq!(
             unwrapped.open(&sealed, &aad).unwrap(),
@@ -383,18 +420,18 @@ mod tests {
 
     #[test]
     fn master_keys_rotate_and_a_destroyed_key_opens_nothing() {
-        let old = Keyring::ephemeral();
+        let old_master = MasterKey::generate().unwrap();
+        let old_text = old_master.to_text();
+        let old = Keyring::new(old_master, Vec::new());
         let (stored, key) = old.new_data_key("agency-a").unwrap();
         let sealed = key.seal("text", b"aad").unwrap();
         let new_master = MasterKey::generate().unwrap();
         let new_id = new_master.id().to_owned();
-        let both = Keyring::new(
-            new_master,
-            vec![MasterKey::from_text(&old.master.to_text()).unwrap()],
-        );
+        let new_text = new_master.to_text();
+        let both = Keyring::new(new_master, vec![MasterKey::from_text(&old_text).unwrap()]);
         let rewrapped = both.rewrap(&stored).unwrap();
         assert_eq!(rewrapped.master_key_id, new_id);
-        let new_only = Keyring::new(MasterKey::from_text(&both.master.to_text()).unwrap(), Vec::new());
+        let new_only = Keyring::new(MasterKey::from_text(&new_text).unwrap(), Vec::new());
         assert!(matches!(new_only.unwrap(&stored), Err(StoreError::Key(_))));
         assert_eq!(
             new_only
@@ -408,7 +445,7 @@ mod tests {
             wrapped: None,
             ..rewrapped
         };
-        let fresh = Keyring::new(MasterKey::from_text(&both.master.to_text()).unwrap(), Vec::new());
+        let fresh = Keyring::new(MasterKey::from_text(&new_text).unwrap(), Vec::new());
         assert!(matches!(
             fresh.unwrap(&destroyed),
             Err(StoreError::Destroyed { .. })
@@ -416,5 +453,46 @@ mod tests {
         // Key text that is not 32 bytes of base64 is refused.
         assert!(MasterKey::from_text("c2hvcnQ=").is_none());
         assert!(MasterKey::from_text("not base64!").is_none());
+    }
+
+    /// A stand-in for a key management service: it keeps its key to
+    /// itself and counts the calls made to it.
+    #[derive(Debug)]
+    struct CountingService {
+        inner: MasterKey,
+        calls: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl KeyWrapper for CountingService {
+        fn id(&self) -> &str {
+            "kms:projects/agency/keys/civitas"
+        }
+        fn wrap(&self, key: &[u8], aad: &[u8]) -> StoreResult<Vec<u8>> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            KeyWrapper::wrap(&self.inner, key, aad)
+        }
+        fn unwrap(&self, wrapped: &[u8], aad: &[u8]) -> Option<Vec<u8>> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            KeyWrapper::unwrap(&self.inner, wrapped, aad)
+        }
+    }
+
+    #[test]
+    fn any_key_wrapper_can_hold_the_master_key() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let service = Box::new(CountingService {
+            inner: MasterKey::generate().unwrap(),
+            calls: Arc::clone(&calls),
+        });
+        let keyring = Keyring::with_wrappers(service, Vec::new());
+        let (stored, key) = keyring.new_data_key("agency-a").unwrap();
+        assert_eq!(stored.master_key_id, "kms:projects/agency/keys/civitas");
+        let sealed = key.seal("text", b"aad").unwrap();
+        let unwrapped = keyring.unwrap(&stored).unwrap();
+        assert_eq!(unwrapped.open(&sealed, b"aad").unwrap(), "text");
+        // One call to wrap, one to unwrap; then the data key is kept in
+        // memory: no call per message.
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(keyring.cached(&stored.id).is_some());
     }
 }
