@@ -88,6 +88,9 @@ pub struct AuditFilter {
     /// time).
     pub before_seq: Option<u64>,
     pub request_id: Option<String>,
+    /// Only records whose target mentions this text (a person's id finds
+    /// the changes made to them, whatever route made them).
+    pub target_contains: Option<String>,
 }
 
 #[async_trait]

@@ -195,6 +195,9 @@ impl $crate::AuditStore for $store {
         if filter.request_id.is_some() {
             conditions.push(format!("request_id = {}", next()));
         }
+        if filter.target_contains.is_some() {
+            conditions.push(format!("target LIKE {} ESCAPE '\\'", next()));
+        }
         let limit_param = next();
         let clause = if conditions.is_empty() {
             String::new()
@@ -222,6 +225,18 @@ impl $crate::AuditStore for $store {
         }
         if let Some(request_id) = &filter.request_id {
             query = query.bind(request_id.clone());
+        }
+        if let Some(text) = &filter.target_contains {
+            let mut pattern = String::with_capacity(text.len() + 2);
+            pattern.push('%');
+            for character in text.chars() {
+                if matches!(character, '%' | '_' | '\\') {
+                    pattern.push('\\');
+                }
+                pattern.push(character);
+            }
+            pattern.push('%');
+            query = query.bind(pattern);
         }
         let rows = query
             .bind(i64::from(limit))

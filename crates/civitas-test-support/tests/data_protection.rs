@@ -369,6 +369,16 @@ async fn retention_holds_export_erasure_and_data_keys() {
     assert_eq!(export["person"]["id"], held.id.as_str());
     assert_eq!(export["conversations"][0]["messages"][0]["content"], PRIVATE);
     assert_eq!(export["legal_holds"][0]["matter"], "CAA-2026-17");
+    // What was done to them is there too, whoever did it: the refused
+    // erasure above, made by the administrator.
+    let about_them: Vec<&str> = export["audit_records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["actor_id"] != held.id.as_str())
+        .map(|record| record["action"].as_str().unwrap())
+        .collect();
+    assert!(about_them.contains(&"data.erased"), "{about_them:?}");
     let (status, _) = json_of(
         app.call(
             Method::GET,

@@ -120,6 +120,7 @@ fn filter(agency_id: &str, query: &AuditQuery) -> Result<AuditFilter, ApiError> 
         outcome: query.outcome.clone(),
         before_seq: query.before_seq,
         request_id: None,
+        target_contains: None,
     })
 }
 

@@ -342,7 +342,8 @@ pub async fn export_person(
         .break_glass_about(&person.id, EXPORT_LIMIT)
         .await
         .map_err(ApiError::storage)?;
-    let audit = store
+    // What they did, and what was done to them (whatever route did it).
+    let mut audit = store
         .search_audit(
             &AuditFilter {
                 actor_id: Some(person.id.clone()),
@@ -352,6 +353,20 @@ pub async fn export_person(
         )
         .await
         .map_err(ApiError::storage)?;
+    audit.extend(
+        store
+            .search_audit(
+                &AuditFilter {
+                    target_contains: Some(person.id.clone()),
+                    ..AuditFilter::default()
+                },
+                EXPORT_LIMIT,
+            )
+            .await
+            .map_err(ApiError::storage)?,
+    );
+    audit.sort_by_key(|record| std::cmp::Reverse(record.seq));
+    audit.dedup_by_key(|record| record.seq);
     // Recorded before anything leaves; if it cannot be, nothing does.
     let record = entry(
         &access.principal,

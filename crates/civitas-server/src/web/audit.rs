@@ -133,6 +133,7 @@ pub async fn console(
         outcome: outcome.clone(),
         before_seq: query.before,
         request_id: None,
+        target_contains: None,
     };
     let records = match state.store.search_audit(&filter, PAGE).await {
         Ok(records) => records,

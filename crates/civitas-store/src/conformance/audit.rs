@@ -177,6 +177,35 @@ pub async fn audit_search_filters_and_pages(store: &dyn Store) {
         ..AuditFilter::default()
     };
     assert_eq!(store.search_audit(&by_action, 100).await.unwrap().len(), 1);
+    // A target that mentions someone, whatever its shape; LIKE's wildcards
+    // in the text are taken literally.
+    let subject = crate::new_id();
+    let mut about = entry(&other, Action::AdminChange, Outcome::Success);
+    about.target = Some(format!("/api/admin/agencies/a/people/{subject}/roles"));
+    let mut wildcard = entry(&other, Action::AdminChange, Outcome::Success);
+    wildcard.target = Some("person:50%_off".to_owned());
+    store.append_audit(vec![about, wildcard]).await.unwrap();
+    let mentioning = |text: &str| AuditFilter {
+        target_contains: Some(text.to_owned()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        store
+            .search_audit(&mentioning(&subject), 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.search_audit(&mentioning("50%_"), 100).await.unwrap().len(),
+        1
+    );
+    assert!(store
+        .search_audit(&mentioning("5_%"), 100)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn concurrent_appends_keep_one_unbroken_chain(store: &dyn Store) {
