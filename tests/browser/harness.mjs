@@ -40,6 +40,9 @@ export async function startCivitas() {
     CIVITAS__MODELS__EMBEDDING: '',
     CIVITAS__MODELS__SLOTS: '2',
     CIVITAS__MODELS__CONTEXT_LENGTH: '2048',
+    // One rambling answer of the tiny model must not fill a slot's whole
+    // context: later turns of the same conversation still fit.
+    CIVITAS__MODELS__MAX_OUTPUT_TOKENS: '400',
     // Plain HTTP on 127.0.0.1 in the tests.
     CIVITAS__AUTH__SECURE_COOKIES: 'false',
     // One administrator here: break-glass access opens without a second.
