@@ -48,40 +48,61 @@ impl $crate::WorkspaceStore for $store {
             .map_err(sql_unavailable)?;
             offset += PAGE;
             let last_page = (rows.len() as i64) < PAGE;
+            let mut page = Vec::with_capacity(rows.len());
             for row in &rows {
-                let conversation = match self.sql_open_conversation(row).await {
-                    Ok(conversation) => conversation,
-                    // Shredded content matches nothing.
-                    Err($crate::StoreError::Destroyed { .. }) => continue,
-                    Err(error) => return Err(error),
-                };
-                let in_title = conversation
-                    .title
-                    .as_deref()
-                    .is_some_and(|title| title.to_lowercase().contains(&needle));
-                let matches = in_title || {
-                    let messages = sqlx::query(
-                        "SELECT id, conversation_id, seq, role, content, metadata, created_at, key_id
-                         FROM messages WHERE conversation_id = $1 ORDER BY seq",
-                    )
-                    .bind(&conversation.id)
-                    .fetch_all(&self.pool)
-                    .await
-                    .map_err(sql_unavailable)?;
-                    let mut any = false;
-                    for message in &messages {
-                        match self.sql_open_message(message).await {
-                            Ok(message) if message.content.to_lowercase().contains(&needle) => {
-                                any = true;
-                                break;
-                            }
-                            Ok(_) | Err($crate::StoreError::Destroyed { .. }) => {}
-                            Err(error) => return Err(error),
-                        }
+                match self.sql_open_conversation(row).await {
+                    Ok(conversation) => {
+                        let in_title = conversation
+                            .title
+                            .as_deref()
+                            .is_some_and(|title| title.to_lowercase().contains(&needle));
+                        page.push((conversation, in_title));
                     }
-                    any
-                };
-                if matches {
+                    // Shredded content matches nothing.
+                    Err($crate::StoreError::Destroyed { .. }) => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            // The messages are read only when a title did not settle it:
+            // then the page's in one query, contents only (the metadata is
+            // never searched).
+            let wanted = limit as usize - found.len();
+            let settled_by_titles = page.iter().take(wanted).all(|(_, in_title)| *in_title) && page.len() >= wanted;
+            let mut mentioned = std::collections::HashSet::new();
+            if !settled_by_titles {
+                let messages = sqlx::query(
+                    "SELECT m.id, m.conversation_id, m.content, m.key_id FROM messages m
+                     WHERE m.conversation_id IN (SELECT id FROM conversations WHERE owner = $1
+                         ORDER BY updated_at DESC, id DESC LIMIT $2 OFFSET $3)",
+                )
+                .bind(owner)
+                .bind(PAGE)
+                .bind(offset - PAGE)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(sql_unavailable)?;
+                for message in &messages {
+                    let field = |name: &str| -> $crate::StoreResult<Option<String>> {
+                        sqlx::Row::try_get(message, name).map_err(sql_unavailable)
+                    };
+                    let conversation_id = field("conversation_id")?.unwrap_or_default();
+                    if mentioned.contains(&conversation_id) {
+                        continue;
+                    }
+                    let id = field("id")?.unwrap_or_default();
+                    let aad = $crate::crypt::field_aad("messages", &id, "content");
+                    let content = field("content")?.unwrap_or_default();
+                    match self.sql_open_field(field("key_id")?.as_deref(), content, &aad).await {
+                        Ok(content) if content.to_lowercase().contains(&needle) => {
+                            mentioned.insert(conversation_id);
+                        }
+                        Ok(_) | Err($crate::StoreError::Destroyed { .. }) => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+            }
+            for (conversation, in_title) in page {
+                if in_title || mentioned.contains(&conversation.id) {
                     found.push(conversation);
                     if found.len() >= limit as usize {
                         break;
