@@ -84,6 +84,7 @@ async fn content_is_sealed_and_master_keys_rotate() {
         }) as futures::future::BoxFuture<'static, Result<Vec<Option<String>>, String>>
     };
     civitas_store::conformance::content_is_sealed_at_rest(&store, &read).await;
+    civitas_store::conformance::knowledge_is_sealed_at_rest(&store, &read).await;
     let (kept, _) = store
         .create_conversation(
             NewConversation {

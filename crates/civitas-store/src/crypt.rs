@@ -209,6 +209,20 @@ impl DataKey {
     }
 }
 
+impl DataKey {
+    /// Seals bytes (a file) bound to `aad`, for a binary column.
+    pub fn seal_bytes(&self, plaintext: &[u8], aad: &[u8]) -> StoreResult<Vec<u8>> {
+        self.key.seal(plaintext, aad)
+    }
+
+    /// Opens what [`seal_bytes`](Self::seal_bytes) produced.
+    pub fn open_bytes(&self, sealed: &[u8], aad: &[u8]) -> StoreResult<Vec<u8>> {
+        self.key
+            .open(sealed, aad)
+            .ok_or_else(|| StoreError::Key(format!("a value sealed with data key {} does not open", self.id)))
+    }
+}
+
 /// The master keys this replica holds and the data keys it unwrapped.
 #[derive(Debug)]
 pub struct Keyring {

@@ -17,11 +17,13 @@ pub mod break_glass;
 pub mod conformance;
 pub mod crypt;
 pub mod identity;
+pub mod knowledge;
 pub mod protection;
 mod sql_audit;
 mod sql_break_glass;
 mod sql_identity;
 mod sql_impl;
+mod sql_knowledge;
 mod sql_protection;
 mod sql_workspace;
 pub mod workspace;
@@ -30,8 +32,11 @@ pub use audit::{with_audit, AuditFilter, AuditStore};
 pub use break_glass::{BreakGlass, BreakGlassStatus, BreakGlassStore, NewBreakGlass};
 // For the SQL macros expanded in the database crates.
 #[doc(hidden)]
+pub use base64;
+#[doc(hidden)]
 pub use civitas_audit;
 pub use identity::*;
+pub use knowledge::*;
 pub use protection::*;
 #[doc(hidden)]
 pub use serde_json;
@@ -142,7 +147,15 @@ pub struct RequestRecord {
 /// The storage of one installation.
 #[async_trait]
 pub trait Store:
-    IdentityStore + WorkspaceStore + AuditStore + BreakGlassStore + DataProtectionStore + Send + Sync + 'static
+    IdentityStore
+    + WorkspaceStore
+    + AuditStore
+    + BreakGlassStore
+    + DataProtectionStore
+    + KnowledgeStore
+    + Send
+    + Sync
+    + 'static
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -20,6 +20,7 @@ $crate::impl_sql_workspace_store!($store, $db, $row);
 $crate::impl_sql_audit_store!($store, $db, $row);
 $crate::impl_sql_break_glass_store!($store, $db, $row);
 $crate::impl_sql_protection_store!($store, $db, $row);
+$crate::impl_sql_knowledge_store!($store, $db, $row);
 
 fn sql_conversation_from_row(row: &$row) -> Result<$crate::Conversation, sqlx::Error> {
     Ok($crate::Conversation {

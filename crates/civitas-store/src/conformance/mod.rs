@@ -10,11 +10,13 @@ use crate::{NewConversation, NewMessage, RequestRecord, Store, StoreError};
 
 mod audit;
 mod identity;
+mod knowledge;
 mod protection;
 mod workspace;
 pub use audit::*;
 use chrono::{Duration, Utc};
 pub use identity::*;
+pub use knowledge::*;
 pub use protection::*;
 pub use workspace::*;
 
@@ -232,7 +234,11 @@ macro_rules! conformance_tests {
             legal_holds_stop_deletion_purge_and_erasure_until_released,
             retention_purges_only_what_is_due_in_its_agency,
             erasure_removes_a_persons_content_and_can_anonymise_the_account,
-            clearance_is_kept_with_the_person
+            clearance_is_kept_with_the_person,
+            collections_keep_their_shares_and_count_documents,
+            uploads_are_versioned_deduplicated_and_ingested_once,
+            a_job_whose_worker_died_is_taken_again_and_the_stale_worker_writes_nothing,
+            deleting_documents_and_collections_removes_everything_and_logs_it
         );
     };
     (@case $make:expr, $($name:ident),*) => {
