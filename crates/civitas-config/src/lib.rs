@@ -31,6 +31,7 @@ pub struct Config {
     pub energy: EnergyConfig,
     pub telemetry: TelemetryConfig,
     pub data_protection: DataProtectionConfig,
+    pub knowledge: KnowledgeConfig,
     /// Classification levels, lowest first: the banner of every page and
     /// the level of each conversation.
     pub classifications: Vec<ClassificationLevel>,
@@ -146,6 +147,7 @@ impl Default for Config {
             energy: EnergyConfig::default(),
             telemetry: TelemetryConfig::default(),
             data_protection: DataProtectionConfig::default(),
+            knowledge: KnowledgeConfig::default(),
             classifications: default_classifications(),
             providers: Vec::new(),
             prices: Vec::new(),
@@ -212,6 +214,43 @@ impl Default for DataProtectionConfig {
             previous_master_keys: Vec::new(),
             default_clearance: String::new(),
             purge_every_seconds: 3600,
+        }
+    }
+}
+
+/// `[knowledge]`: collections, ingestion and search.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Largest file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Most pages of a PDF.
+    pub max_pages: u32,
+    /// Most bytes a file may expand to when decompressed (ZIP members,
+    /// PDF streams): beyond, it is refused as a ZIP bomb.
+    pub max_decompressed_bytes: u64,
+    /// A passage is closed at about this many characters.
+    pub chunk_chars: u32,
+    /// Documents ingested at a time by each replica.
+    pub workers: u32,
+    /// How often a replica applies other replicas' changes to its search
+    /// index, in seconds.
+    pub sync_every_seconds: u64,
+    /// Load the demo collection (an agency handbook in English and
+    /// French) into the default agency on first start.
+    pub demo_collection: bool,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            max_file_bytes: 50 << 20,
+            max_pages: 2_000,
+            max_decompressed_bytes: 256 << 20,
+            chunk_chars: 900,
+            workers: 1,
+            sync_every_seconds: 2,
+            demo_collection: true,
         }
     }
 }

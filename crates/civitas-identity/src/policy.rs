@@ -6,7 +6,7 @@
 //! role gets [`Denied::Forbidden`]; anyone else gets [`Denied::NotFound`],
 //! so that the existence of other agencies' records never leaks.
 
-use civitas_store::ApiKey;
+use civitas_store::{ApiKey, Collection};
 
 use crate::{Principal, Role};
 
@@ -90,6 +90,61 @@ pub fn may_grant(principal: &Principal, role: Role) -> bool {
     role != Role::PlatformAdmin || principal.is_platform_admin()
 }
 
+/// Who manages an agency's own collections (create, share, delete).
+pub const KNOWLEDGE_MANAGERS: &[Role] = &[AgencyAdmin];
+
+/// What a principal may do with a collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CollectionAccess {
+    /// Search it and read its passages.
+    Read,
+    /// Also add and delete documents, rename, share.
+    Write,
+}
+
+/// A collection's access for `principal` (`None`: it does not exist for
+/// them). Its owner (the person, the members of the owning group) and
+/// groups it is shared with for writing may write; groups it is shared
+/// with for reading, and everyone in the owning agency for an agency's
+/// collection, may read; the agency's knowledge managers manage the
+/// agency's collections. Administrators get nothing of a person's or a
+/// group's collection by their role: that is content. Classification is
+/// decided on top of this, by the caller's clearance.
+pub fn collection_access(principal: &Principal, collection: &Collection) -> Option<CollectionAccess> {
+    let in_group = |group_id: &str| principal.grants.groups.iter().any(|group| group.id == group_id);
+    let mut access = None;
+    let mut grant = |level: CollectionAccess| access = access.max(Some(level));
+    match collection.owner_kind.as_str() {
+        "person" if collection.owner_id == principal.id() => grant(CollectionAccess::Write),
+        "group" if in_group(&collection.owner_id) => grant(CollectionAccess::Write),
+        "agency" => {
+            if principal.agency_id() == collection.agency_id {
+                grant(CollectionAccess::Read);
+            }
+            if authorize_agency(
+                principal,
+                std::slice::from_ref(&collection.agency_id),
+                KNOWLEDGE_MANAGERS,
+            )
+            .is_ok()
+            {
+                grant(CollectionAccess::Write);
+            }
+        }
+        _ => {}
+    }
+    for share in &collection.shares {
+        if in_group(&share.group_id) {
+            grant(if share.access == "write" {
+                CollectionAccess::Write
+            } else {
+                CollectionAccess::Read
+            });
+        }
+    }
+    access
+}
+
 /// A person may always revoke their own keys.
 pub fn owns_key(principal: &Principal, key: &ApiKey) -> bool {
     key.person_id == principal.id()
@@ -135,6 +190,81 @@ mod tests {
 
     fn chain(ids: &[&str]) -> Vec<String> {
         ids.iter().map(|id| (*id).to_owned()).collect()
+    }
+
+    fn collection(owner_kind: &str, owner_id: &str, shares: &[(&str, &str)]) -> Collection {
+        Collection {
+            id: 1,
+            agency_id: "home".to_owned(),
+            owner_kind: owner_kind.to_owned(),
+            owner_id: owner_id.to_owned(),
+            name: "c".to_owned(),
+            description: None,
+            classification: "unclassified".to_owned(),
+            created_by: "p".to_owned(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            documents: 0,
+            shares: shares
+                .iter()
+                .map(|(group_id, access)| civitas_store::CollectionShare {
+                    group_id: (*group_id).to_owned(),
+                    access: (*access).to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    fn in_groups(mut principal: Principal, groups: &[&str]) -> Principal {
+        for id in groups {
+            principal.grants.groups.push(civitas_store::Group {
+                id: (*id).to_owned(),
+                agency_id: "home".to_owned(),
+                name: (*id).to_owned(),
+                external_id: None,
+                models: Vec::new(),
+                created_at: chrono::Utc::now(),
+            });
+        }
+        principal
+    }
+
+    #[test]
+    fn collections_are_read_by_their_agency_and_written_by_owners_and_writers() {
+        use CollectionAccess::{Read, Write};
+        let member = principal("home", &[("home", Role::Member)]);
+        let admin = principal("home", &[("home", Role::AgencyAdmin)]);
+        let outsider = principal("elsewhere", &[("elsewhere", Role::AgencyAdmin)]);
+        let agency = collection("agency", "", &[]);
+        assert_eq!(collection_access(&member, &agency), Some(Read));
+        assert_eq!(collection_access(&admin, &agency), Some(Write));
+        assert_eq!(collection_access(&outsider, &agency), None);
+        // A person's collection is theirs alone; an administrator's role
+        // gives no access to it.
+        let own = collection("person", "p", &[]);
+        assert_eq!(collection_access(&member, &own), Some(Write));
+        let others = collection("person", "someone-else", &[]);
+        assert_eq!(collection_access(&admin, &others), None);
+        // Groups: the owning group writes; shares give what they say.
+        let team = collection(
+            "group",
+            "g-team",
+            &[("g-readers", "read"), ("g-writers", "write")],
+        );
+        assert_eq!(
+            collection_access(&in_groups(member.clone(), &["g-team"]), &team),
+            Some(Write)
+        );
+        assert_eq!(
+            collection_access(&in_groups(member.clone(), &["g-readers"]), &team),
+            Some(Read)
+        );
+        assert_eq!(
+            collection_access(&in_groups(member.clone(), &["g-writers", "g-readers"]), &team),
+            Some(Write)
+        );
+        assert_eq!(collection_access(&member, &team), None);
+        assert_eq!(collection_access(&admin, &team), None);
     }
 
     #[test]

@@ -574,6 +574,8 @@ fn action_for(route: &str, method: &axum::http::Method) -> Option<Action> {
             Action::KeyRevoked
         }
         "/api/admin/agencies/{agency_id}/people/{person_id}/sessions" => Action::SessionsRevoked,
+        "/v1/collections" | "/v1/collections/{collection}" | "/v1/search" => Action::CollectionAccess,
+        "/v1/documents" | "/v1/documents/{document}" => Action::DocumentAccess,
         _ => Action::AdminChange,
     })
 }

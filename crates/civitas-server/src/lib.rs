@@ -18,6 +18,7 @@ pub mod error;
 pub mod extract;
 pub mod generations;
 pub mod identity_cache;
+pub mod knowledge;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
@@ -135,6 +136,9 @@ fn routes_and_document() -> (
     use utoipa_axum::router::OpenApiRouter;
     use utoipa_axum::routes;
     // Model routes: limits and budgets apply.
+    let (uploads, uploads_doc) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(routes::knowledge::create_document))
+        .split_for_parts();
     let (limited, limited_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(routes::chat::completions))
         .routes(routes!(routes::embeddings::create))
@@ -213,6 +217,23 @@ fn routes_and_document() -> (
             routes::scim::delete_group
         ))
         .routes(routes!(routes::scim::service_provider_config))
+        .routes(routes!(
+            routes::knowledge::list_collections,
+            routes::knowledge::create_collection
+        ))
+        .routes(routes!(
+            routes::knowledge::get_collection,
+            routes::knowledge::update_collection,
+            routes::knowledge::delete_collection
+        ))
+        .routes(routes!(routes::knowledge::list_documents))
+        .routes(routes!(
+            routes::knowledge::get_document,
+            routes::knowledge::delete_document
+        ))
+        .routes(routes!(routes::knowledge::list_chunks))
+        .routes(routes!(routes::knowledge::get_chunk))
+        .routes(routes!(routes::knowledge::search))
         .routes(routes!(routes::conversations::list))
         .routes(routes!(routes::conversations::messages))
         .routes(routes!(routes::conversations::provenance))
@@ -229,9 +250,10 @@ fn routes_and_document() -> (
         .split_for_parts();
     let mut document = ApiDoc::openapi();
     document.merge(limited_doc);
+    document.merge(uploads_doc);
     document.merge(api_doc);
     document.merge(public_doc);
-    (limited, api, public, document)
+    (limited, api.merge(uploads), public, document)
 }
 
 /// The OpenAPI 3.1 document of the API, generated from the code.
@@ -248,6 +270,12 @@ pub fn openapi_json() -> String {
 pub fn router(state: AppState) -> Router {
     let (limited, api, public, _) = routes_and_document();
     let limited = limited.route_layer(from_fn_with_state(state.clone(), limits::enforce));
+    // Uploads may be as large as `knowledge.max_file_bytes` (plus the
+    // multipart framing); everything else keeps the small default.
+    let upload_limit = usize::try_from(state.config.knowledge.max_file_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 << 10);
+    let api = api.route_layer(axum::extract::DefaultBodyLimit::max(upload_limit));
     let api = api
         .merge(limited)
         .route_layer(from_fn_with_state(state.clone(), audit::record_changes))
@@ -357,6 +385,10 @@ impl Application {
         let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store), prices);
         let (telemetry, _telemetry_task) =
             telemetry::Telemetry::start(&config.telemetry).map_err(ServerError::Telemetry)?;
+        let dimensions = models
+            .embedder
+            .as_ref()
+            .map_or(0, |embedder| embedder.dimensions());
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -365,6 +397,10 @@ impl Application {
             providers: Arc::new(models.providers),
             sso: Arc::new(sso),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            knowledge: Arc::new(knowledge::Knowledge::new(
+                &config_for_energy.knowledge,
+                dimensions,
+            )),
             metrics: Arc::new(Metrics::default()),
             identity_cache: Arc::default(),
             generations: Arc::default(),
@@ -406,6 +442,7 @@ impl Application {
         let observed = Arc::clone(&state.metrics);
         civitas_store::audit::observe_appends(move |seconds| observed.audit_append.observe(seconds));
         audit::start_checkpoints(state.clone());
+        knowledge::start(state.clone());
         protection::start_purge(
             Arc::clone(&state.store),
             state.config.data_protection.purge_every_seconds,
@@ -508,6 +545,10 @@ mod tests {
             providers: Arc::new(Vec::new()),
             sso: Arc::new(Vec::new()),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            knowledge: Arc::new(knowledge::Knowledge::new(
+                &civitas_config::KnowledgeConfig::default(),
+                0,
+            )),
             metrics: Arc::new(Metrics::default()),
             identity_cache: Arc::default(),
             generations: Arc::default(),

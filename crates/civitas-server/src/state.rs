@@ -24,6 +24,7 @@ pub struct AppState {
     pub sso: Arc<Vec<Arc<crate::sso::SsoProvider>>>,
     /// Embeddings computed at once (each uses one core).
     pub embedding_permits: Arc<tokio::sync::Semaphore>,
+    pub knowledge: Arc<crate::knowledge::Knowledge>,
     pub metrics: Arc<Metrics>,
     /// Grants and limits per person, valid while the identity version holds.
     pub identity_cache: Arc<crate::identity_cache::IdentityCache>,

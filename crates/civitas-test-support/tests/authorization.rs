@@ -92,6 +92,36 @@ fn table() -> Vec<Row> {
         ),
         row(Method::GET, "/v1/messages/{id}/provenance", Anyone, &[404], none),
         row(Method::GET, "/v1/me", Anyone, &[200], none),
+        // Knowledge: each caller sees the collections they may read; an
+        // id they may not read is "not found", like a missing one.
+        row(Method::GET, "/v1/collections", Anyone, &[200], none),
+        row(Method::POST, "/v1/collections", Anyone, &[201], |targets| {
+            Some(json!({"name": format!("matrix {}", targets.unique)}))
+        }),
+        row(Method::GET, "/v1/collections/{collection}", Anyone, &[404], none),
+        row(
+            Method::PATCH,
+            "/v1/collections/{collection}",
+            Anyone,
+            &[404],
+            |_| Some(json!({"name": "renamed"})),
+        ),
+        row(
+            Method::DELETE,
+            "/v1/collections/{collection}",
+            Anyone,
+            &[404],
+            none,
+        ),
+        row(Method::GET, "/v1/documents", Anyone, &[200], none),
+        row(Method::POST, "/v1/documents", Anyone, &[400], none),
+        row(Method::GET, "/v1/documents/{document}", Anyone, &[404], none),
+        row(Method::DELETE, "/v1/documents/{document}", Anyone, &[404], none),
+        row(Method::GET, "/v1/chunks/{document}", Anyone, &[404], none),
+        row(Method::GET, "/v1/chunks/{document}/{chunk}", Anyone, &[404], none),
+        row(Method::POST, "/v1/search", Anyone, &[200], |_| {
+            Some(json!({"prompt": "annual leave", "method": "lexical"}))
+        }),
         row(Method::GET, "/v1/usage", Anyone, &[200], none),
         row(Method::GET, "/metrics", Platform, &[200], none),
         row(Method::GET, "/api/keys", Anyone, &[200], none),
@@ -438,6 +468,9 @@ fn fill(path: &str, targets: &Targets) -> String {
         .replace("{hold_id}", "no-such-hold")
         .replace("{record_type}", "usage")
         .replace("{conversation_id}", "no-such-conversation")
+        .replace("{collection}", "999999999")
+        .replace("{document}", "999999999")
+        .replace("{chunk}", "999999999")
         .replace(
             "{key_id}",
             if own_key {

@@ -147,6 +147,9 @@ error_codes! {
     UpstreamError => ("upstream_error", "server_error", 502),
     /// Something unexpected happened; the request id locates it in the logs.
     InternalError => ("internal_error", "server_error", 500),
+    /// The uploaded file is of a type that cannot be ingested (or is not
+    /// what its name says).
+    UnsupportedFileType => ("unsupported_file_type", "invalid_request_error", 415),
 }
 
 /// `{"error": {...}}`, OpenAI's error envelope.

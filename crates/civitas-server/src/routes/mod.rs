@@ -8,6 +8,7 @@ pub mod conversations;
 pub mod embeddings;
 pub mod health;
 pub mod keys;
+pub mod knowledge;
 pub mod me;
 pub mod models;
 pub mod protect;

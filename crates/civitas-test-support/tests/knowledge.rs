@@ -1,0 +1,458 @@
+//! Knowledge through the real server: collections, uploads of every kind
+//! of file with their ingestion in the background, refusals with their
+//! reasons, de-duplication, versions, hybrid search with access applied
+//! inside it, sharing, deletion reaching the index; on SQLite and
+//! PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use civitas_knowledge::samples::{docx, pdf, DocxBlock};
+use civitas_test_support::{spawn_app_with, AppOptions, TestApp, TestPerson};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const LEAVE: &str = include_str!("../../civitas-knowledge/demo/en/leave.md");
+
+/// A multipart body by hand (the test client has no multipart feature).
+async fn upload(
+    app: &TestApp,
+    key: &str,
+    collection: i64,
+    name: &str,
+    bytes: &[u8],
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let boundary = "civitas-test-boundary-7f3a";
+    let mut body = Vec::new();
+    let mut part = |headers: String, content: &[u8]| {
+        body.extend_from_slice(format!("--{boundary}\r\n{headers}\r\n\r\n").as_bytes());
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n");
+    };
+    part(
+        "Content-Disposition: form-data; name=\"collection\"".into(),
+        collection.to_string().as_bytes(),
+    );
+    for (field, value) in extra {
+        part(
+            format!("Content-Disposition: form-data; name=\"{field}\""),
+            value.as_bytes(),
+        );
+    }
+    part(
+        format!("Content-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream"),
+        bytes,
+    );
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    app.client
+        .post(app.url("/v1/documents"))
+        .bearer_auth(key)
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn json_of(response: reqwest::Response, expected: u16) -> Value {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, expected, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Waits until the document is ready or failed.
+async fn settled(app: &TestApp, key: &str, id: i64) -> Value {
+    for _ in 0..600 {
+        let document = json_of(
+            app.call(Method::GET, &format!("/v1/documents/{id}"), key, None)
+                .await,
+            200,
+        )
+        .await;
+        if document["status"] == "ready" || document["status"] == "failed" {
+            return document;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("document {id} was not ingested within 60 s");
+}
+
+async fn search(app: &TestApp, key: &str, body: Value) -> Vec<Value> {
+    json_of(app.call(Method::POST, "/v1/search", key, Some(&body)).await, 200).await["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+async fn people(app: &TestApp) -> (TestPerson, TestPerson, String) {
+    let agency = app.default_agency().await;
+    let group = app.new_group(&agency, "Readers", &[]).await;
+    let owner = app
+        .new_person(&agency, "owner@example.gov", &["member"], &[], None)
+        .await;
+    let reader = app
+        .new_person(&agency, "reader@example.gov", &["member"], &[&group], None)
+        .await;
+    (owner, reader, group)
+}
+
+async fn knowledge_end_to_end(postgres: bool) {
+    let Some(app) = spawn_app_with(AppOptions {
+        postgres,
+        tweak: std::sync::Arc::new(|config| config.knowledge.demo_collection = false),
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let (owner, reader, group) = people(&app).await;
+    let created = json_of(
+        app.call(
+            Method::POST,
+            "/v1/collections",
+            &owner.key,
+            Some(&json!({"name": "Handbook", "description": "HR"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let collection = created["id"].as_i64().unwrap();
+
+    // Every kind of file, and files that must be refused with a reason.
+    let leave = json_of(
+        upload(
+            &app,
+            &owner.key,
+            collection,
+            "leave.md",
+            LEAVE.as_bytes(),
+            &[("metadata", r#"{"source":"hr"}"#)],
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(leave["outcome"], "created");
+    let pages = vec![
+        vec![
+            "Mileage allowance".to_owned(),
+            "Staff using their own car are paid 0.58 per kilometre.".to_owned(),
+        ],
+        vec![
+            "Hotels".to_owned(),
+            "The nightly hotel ceiling in the capital is 150 euros.".to_owned(),
+        ],
+    ];
+    let travel = json_of(
+        upload(&app, &owner.key, collection, "travel.pdf", &pdf(&pages), &[]).await,
+        201,
+    )
+    .await;
+    let word = docx(&[
+        DocxBlock::Heading(1, "Phishing".into()),
+        DocxBlock::Paragraph("Forward suspicious messages to the SOC-REPORT mailbox within one hour.".into()),
+    ]);
+    let security = json_of(
+        upload(&app, &owner.key, collection, "security.docx", &word, &[]).await,
+        201,
+    )
+    .await;
+    let scanned = json_of(
+        upload(&app, &owner.key, collection, "scan.pdf", &pdf(&[vec![]]), &[]).await,
+        201,
+    )
+    .await;
+    let refused = json_of(
+        upload(&app, &owner.key, collection, "tool.exe", b"MZ\0\0\x90binary", &[]).await,
+        415,
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "unsupported_file_type");
+    assert_eq!(refused["error"]["param"], "file");
+    assert!(refused["error"]["request_id"].is_string(), "{refused}");
+    let missing = json_of(
+        upload(&app, &owner.key, 999_999, "a.txt", b"text", &[]).await,
+        404,
+    )
+    .await;
+    assert_eq!(missing["error"]["code"], "not_found");
+    let bad_metadata = json_of(
+        upload(
+            &app,
+            &owner.key,
+            collection,
+            "b.txt",
+            b"text",
+            &[("metadata", "[1,2]")],
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(bad_metadata["error"]["param"], "metadata");
+
+    let leave = settled(&app, &owner.key, leave["id"].as_i64().unwrap()).await;
+    assert_eq!(leave["status"], "ready", "{leave}");
+    assert!(leave["chunks"].as_i64().unwrap() >= 5, "{leave}");
+    assert_eq!(leave["language"], "en");
+    assert_eq!(leave["metadata"]["source"], "hr");
+    let travel = settled(&app, &owner.key, travel["id"].as_i64().unwrap()).await;
+    assert_eq!(
+        (travel["status"].as_str(), travel["pages"].as_i64()),
+        (Some("ready"), Some(2)),
+        "{travel}"
+    );
+    assert_eq!(
+        settled(&app, &owner.key, security["id"].as_i64().unwrap()).await["status"],
+        "ready"
+    );
+    let scanned = settled(&app, &owner.key, scanned["id"].as_i64().unwrap()).await;
+    assert_eq!(scanned["status"], "failed");
+    assert_eq!(scanned["error"]["code"], "no_text_layer");
+    assert!(
+        scanned["error"]["message"].as_str().unwrap().contains("OCR"),
+        "{scanned}"
+    );
+
+    // Identical bytes are not ingested twice.
+    let again = json_of(
+        upload(
+            &app,
+            &owner.key,
+            collection,
+            "copy-of-leave.md",
+            LEAVE.as_bytes(),
+            &[],
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        (again["outcome"].as_str(), again["id"].as_i64()),
+        (Some("duplicate"), leave["id"].as_i64())
+    );
+
+    // Passages keep their pages and sections.
+    let chunks = json_of(
+        app.call(
+            Method::GET,
+            &format!("/v1/chunks/{}", travel["id"]),
+            &owner.key,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let hotel = chunks["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|chunk| chunk["content"].as_str().unwrap().contains("150 euros"))
+        .unwrap();
+    assert_eq!(hotel["metadata"]["page_start"], 2);
+    assert_eq!(hotel["metadata"]["document_name"], "travel.pdf");
+
+    // Search, each method; the answer is at the top.
+    let embeddings = civitas_test_support::test_models_dir()
+        .is_some_and(|dir| dir.join(civitas_test_support::EMBEDDING_MODEL).exists());
+    let mut methods = vec!["lexical"];
+    if embeddings {
+        methods.extend(["semantic", "hybrid"]);
+    }
+    for method in methods {
+        let hits = search(&app, &owner.key, json!({"prompt": "How many days of annual leave can be carried over to next year?", "collections": [collection], "method": method, "k": 5})).await;
+        assert!(!hits.is_empty(), "{method}");
+        assert!(
+            hits.iter()
+                .take(3)
+                .any(|hit| hit["chunk"]["content"].as_str().unwrap().contains("carried over")),
+            "{method}: {hits:#?}"
+        );
+        assert_eq!(hits[0]["method"], method);
+        assert_eq!(hits[0]["chunk"]["object"], "chunk");
+    }
+    let hits = search(
+        &app,
+        &owner.key,
+        json!({"prompt": "SOC-REPORT mailbox phishing", "method": "lexical"}),
+    )
+    .await;
+    assert_eq!(hits[0]["chunk"]["metadata"]["document_name"], "security.docx");
+
+    // Someone else sees nothing of a private collection, not even that it
+    // exists; shared with their group for reading, they search it but
+    // cannot change it.
+    let hidden = json_of(
+        app.call(
+            Method::GET,
+            &format!("/v1/collections/{collection}"),
+            &reader.key,
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert_eq!(hidden["error"]["code"], "not_found");
+    json_of(
+        app.call(
+            Method::POST,
+            "/v1/search",
+            &reader.key,
+            Some(&json!({"prompt": "leave", "collections": [collection]})),
+        )
+        .await,
+        404,
+    )
+    .await;
+    assert!(search(
+        &app,
+        &reader.key,
+        json!({"prompt": "annual leave carried over", "method": "lexical"})
+    )
+    .await
+    .is_empty());
+    json_of(
+        app.call(
+            Method::PATCH,
+            &format!("/v1/collections/{collection}"),
+            &owner.key,
+            Some(&json!({"shares": [{"group_id": group, "access": "read"}]})),
+        )
+        .await,
+        204,
+    )
+    .await;
+    let hits = search(
+        &app,
+        &reader.key,
+        json!({"prompt": "annual leave carried over", "method": "lexical"}),
+    )
+    .await;
+    assert!(!hits.is_empty());
+    let forbidden = json_of(
+        app.call(
+            Method::DELETE,
+            &format!("/v1/documents/{}", leave["id"]),
+            &reader.key,
+            None,
+        )
+        .await,
+        403,
+    )
+    .await;
+    assert_eq!(forbidden["error"]["code"], "permission_denied");
+
+    // Bad searches say what is wrong.
+    let bad = json_of(
+        app.call(
+            Method::POST,
+            "/v1/search",
+            &owner.key,
+            Some(&json!({"prompt": "x", "method": "fuzzy"})),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(bad["error"]["param"], "method");
+    let bad = json_of(
+        app.call(
+            Method::POST,
+            "/v1/search",
+            &owner.key,
+            Some(&json!({"prompt": "x", "k": 0})),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(bad["error"]["param"], "limit");
+
+    // Deleting reaches the index at once.
+    json_of(
+        app.call(
+            Method::DELETE,
+            &format!("/v1/documents/{}", leave["id"]),
+            &owner.key,
+            None,
+        )
+        .await,
+        204,
+    )
+    .await;
+    json_of(
+        app.call(
+            Method::GET,
+            &format!("/v1/documents/{}", leave["id"]),
+            &owner.key,
+            None,
+        )
+        .await,
+        404,
+    )
+    .await;
+    let hits = search(
+        &app,
+        &owner.key,
+        json!({"prompt": "annual leave carried over", "method": "lexical", "k": 50}),
+    )
+    .await;
+    assert!(
+        hits.iter().all(|hit| hit["chunk"]["document_id"] != leave["id"]),
+        "{hits:#?}"
+    );
+    json_of(
+        app.call(
+            Method::DELETE,
+            &format!("/v1/collections/{collection}"),
+            &owner.key,
+            None,
+        )
+        .await,
+        204,
+    )
+    .await;
+    assert!(search(
+        &app,
+        &owner.key,
+        json!({"prompt": "hotel ceiling", "method": "lexical"})
+    )
+    .await
+    .is_empty());
+    let listed = json_of(
+        app.call(Method::GET, "/v1/collections", &owner.key, None).await,
+        200,
+    )
+    .await;
+    assert!(listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["id"] != collection));
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn knowledge_round_trip_on_sqlite() {
+    knowledge_end_to_end(false).await;
+}
+
+#[tokio::test]
+async fn knowledge_round_trip_on_postgres() {
+    if std::env::var("CIVITAS_TEST_DATABASE_URL").is_err() {
+        eprintln!("notice: CIVITAS_TEST_DATABASE_URL is unset; PostgreSQL knowledge test skipped");
+        return;
+    }
+    knowledge_end_to_end(true).await;
+}
