@@ -31,3 +31,22 @@ pub fn content_hash(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// The demo collection: an agency's employee handbook (telework, leave,
+/// travel, records, IT security) in English and French, written for the
+/// project; loaded on first start of the embedded default.
+pub const DEMO: &[(&str, &str)] = &[
+    ("en/telework.md", include_str!("../demo/en/telework.md")),
+    ("en/leave.md", include_str!("../demo/en/leave.md")),
+    ("en/travel.md", include_str!("../demo/en/travel.md")),
+    ("en/records.md", include_str!("../demo/en/records.md")),
+    ("en/it-security.md", include_str!("../demo/en/it-security.md")),
+    ("fr/teletravail.md", include_str!("../demo/fr/teletravail.md")),
+    ("fr/conges.md", include_str!("../demo/fr/conges.md")),
+    ("fr/deplacements.md", include_str!("../demo/fr/deplacements.md")),
+    ("fr/archives.md", include_str!("../demo/fr/archives.md")),
+    (
+        "fr/securite-informatique.md",
+        include_str!("../demo/fr/securite-informatique.md"),
+    ),
+];

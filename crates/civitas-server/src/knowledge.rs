@@ -77,10 +77,71 @@ impl Knowledge {
     }
 }
 
+/// The demo collection's name.
+pub const DEMO_NAME: &str = "Agency handbook (demo)";
+
+/// Loads the demo handbook into the default agency, once: only when
+/// nothing was ever added to any collection of this installation.
+pub async fn load_demo(state: &AppState) -> Result<Option<i64>, StoreError> {
+    if !state.config.knowledge.demo_collection || state.store.knowledge_head().await? > 0 {
+        return Ok(None);
+    }
+    let Some(agency) = state
+        .store
+        .get_agency_by_slug(civitas_identity::provision::DEFAULT_AGENCY)
+        .await?
+    else {
+        return Ok(None);
+    };
+    if !state.store.list_collections(&agency.id).await?.is_empty() {
+        return Ok(None);
+    }
+    let level = state
+        .config
+        .classifications
+        .first()
+        .map(|level| level.id.clone())
+        .unwrap_or_default();
+    let collection = state
+        .store
+        .create_collection(civitas_store::NewCollection {
+            agency_id: agency.id,
+            owner_kind: "agency".to_owned(),
+            owner_id: String::new(),
+            name: DEMO_NAME.to_owned(),
+            description: Some(
+                "Telework, leave, travel, records and IT security, in English and French".to_owned(),
+            ),
+            classification: level,
+            created_by: "system".to_owned(),
+        })
+        .await?;
+    for (name, text) in civitas_knowledge::DEMO {
+        state
+            .store
+            .add_upload(civitas_store::NewUpload {
+                collection_id: collection.id,
+                name: (*name).replace('/', "-"),
+                metadata: Some(r#"{"source":"demo"}"#.to_owned()),
+                classification: None,
+                content_hash: civitas_knowledge::content_hash(text.as_bytes()),
+                format: "markdown".to_owned(),
+                bytes: text.as_bytes().to_vec(),
+                created_by: "system".to_owned(),
+            })
+            .await?;
+    }
+    tracing::info!(collection = collection.id, "demo collection queued for ingestion");
+    Ok(Some(collection.id))
+}
+
 /// Rebuilds the index, then keeps it in step and runs the workers.
 pub fn start(state: AppState) {
     let syncing = state.clone();
     tokio::spawn(async move {
+        if let Err(error) = load_demo(&syncing).await {
+            tracing::warn!(%error, "the demo collection could not be loaded");
+        }
         if let Err(error) = rebuild(&syncing).await {
             tracing::error!(%error, "the search index could not be built; retrying at the next sync");
         }

@@ -154,6 +154,8 @@ pub async fn spawn_app_with(options: AppOptions) -> Option<TestApp> {
     config.models.queue_depth = options.queue_depth;
     config.models.context_length = options.context_length;
     config.models.max_output_tokens = 512;
+    // The demo collection is ingested only where a test asks for it.
+    config.knowledge.demo_collection = false;
     config.server.max_body_bytes = options.max_body_bytes;
     config.server.shutdown_grace_seconds = 2;
     // Tests talk plain HTTP to 127.0.0.1 through reqwest, not a browser.

@@ -456,3 +456,63 @@ async fn knowledge_round_trip_on_postgres() {
     }
     knowledge_end_to_end(true).await;
 }
+
+#[tokio::test]
+async fn the_demo_handbook_is_loaded_on_first_start_and_answers_at_once() {
+    let Some(app) = spawn_app_with(AppOptions {
+        tweak: std::sync::Arc::new(|config| config.knowledge.demo_collection = true),
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let key = civitas_test_support::TEST_KEY;
+    // Loaded in the background at start: its ten files arrive one by one.
+    let mut documents = Vec::new();
+    for _ in 0..100 {
+        let listed = json_of(app.call(Method::GET, "/v1/collections", key, None).await, 200).await;
+        let demo = listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "Agency handbook (demo)")
+            .cloned();
+        if let Some(demo) = demo {
+            assert_eq!(demo["visibility"], "public");
+            let path = format!("/v1/documents?collection={}", demo["id"]);
+            let listed = json_of(app.call(Method::GET, &path, key, None).await, 200).await;
+            documents = listed["data"].as_array().unwrap().clone();
+            if documents.len() == 10 {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(documents.len(), 10);
+    for document in &documents {
+        let settled = settled(&app, key, document["id"].as_i64().unwrap()).await;
+        assert_eq!(settled["status"], "ready", "{settled}");
+    }
+    let hits = search(
+        &app,
+        key,
+        json!({"prompt": "Which weekday is the anchor day for teams?", "method": "lexical"}),
+    )
+    .await;
+    assert_eq!(
+        hits[0]["chunk"]["metadata"]["document_name"], "en-telework.md",
+        "{hits:#?}"
+    );
+    let hits = search(
+        &app,
+        key,
+        json!({"prompt": "combien de jours de télétravail par semaine", "method": "lexical"}),
+    )
+    .await;
+    assert_eq!(
+        hits[0]["chunk"]["metadata"]["document_name"], "fr-teletravail.md",
+        "{hits:#?}"
+    );
+    app.shutdown().await;
+}
