@@ -582,6 +582,8 @@ pub async fn collection_for(
 pub struct Found {
     pub score: f32,
     pub method: Method,
+    /// Rank in the BM25 list, when the passage matched words of the query.
+    pub lexical_rank: Option<u32>,
     pub chunk: StoredChunk,
 }
 
@@ -676,6 +678,7 @@ pub async fn search(
             chunks.remove(&hit.chunk_id).map(|chunk| Found {
                 score: hit.score,
                 method,
+                lexical_rank: hit.lexical_rank,
                 chunk,
             })
         })

@@ -17,6 +17,7 @@ pub mod energy;
 pub mod error;
 pub mod extract;
 pub mod generations;
+pub mod grounding;
 pub mod identity_cache;
 pub mod knowledge;
 pub mod limits;

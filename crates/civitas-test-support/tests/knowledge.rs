@@ -516,3 +516,156 @@ async fn the_demo_handbook_is_loaded_on_first_start_and_answers_at_once() {
     );
     app.shutdown().await;
 }
+
+/// The events of a streamed answer, parsed.
+fn sse_events(text: &str) -> Vec<Value> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn answers_cite_only_retrieved_sources_and_say_when_nothing_supports_them() {
+    let Some(app) = spawn_app_with(AppOptions::default()).await else {
+        return;
+    };
+    let key = civitas_test_support::TEST_KEY;
+    let created = json_of(
+        app.call(Method::POST, "/v1/collections", key, Some(&json!({"name": "HR"})))
+            .await,
+        201,
+    )
+    .await;
+    let collection = created["id"].as_i64().unwrap();
+    let uploaded = json_of(
+        upload(&app, key, collection, "leave.md", LEAVE.as_bytes(), &[]).await,
+        201,
+    )
+    .await;
+    assert_eq!(
+        settled(&app, key, uploaded["id"].as_i64().unwrap()).await["status"],
+        "ready"
+    );
+    let question = "How many days of unused annual leave may be carried over?";
+    let body = json!({
+        "model": app.model,
+        "messages": [{"role": "user", "content": question}],
+        "max_tokens": 60,
+        "temperature": 0,
+        "civitas": {"collections": [collection], "k": 3, "method": "lexical"},
+    });
+    let answer = json_of(
+        app.call(Method::POST, "/v1/chat/completions", key, Some(&body))
+            .await,
+        200,
+    )
+    .await;
+    let sources = answer["sources"].as_array().unwrap();
+    assert!(!sources.is_empty() && sources.len() <= 3, "{answer}");
+    assert!(
+        sources
+            .iter()
+            .any(|source| source["content"].as_str().unwrap().contains("carried over")),
+        "{answer}"
+    );
+    for (n, source) in sources.iter().enumerate() {
+        assert_eq!(source["index"], n + 1);
+        assert_eq!(source["document_name"], "leave.md");
+        assert_eq!(source["document_id"], uploaded["id"]);
+    }
+    assert_eq!(answer["grounding"]["supported"], true);
+    // Whatever the model wrote, every citation left names a source.
+    let content = answer["choices"][0]["message"]["content"].as_str().unwrap();
+    for cited in answer["grounding"]["cited"].as_array().unwrap() {
+        assert!(
+            (1..=sources.len() as u64).contains(&cited.as_u64().unwrap()),
+            "{answer}"
+        );
+    }
+    for number in content
+        .split('[')
+        .skip(1)
+        .filter_map(|part| part.split(']').next())
+    {
+        if let Ok(number) = number.trim().parse::<usize>() {
+            assert!((1..=sources.len()).contains(&number), "{content}");
+        }
+    }
+    // The model saw the sources: they are in the stored conversation.
+    let conversations = json_of(app.call(Method::GET, "/v1/conversations", key, None).await, 200).await;
+    let id = conversations["data"][0]["id"].as_str().unwrap().to_owned();
+    let messages = json_of(
+        app.call(
+            Method::GET,
+            &format!("/v1/conversations/{id}/messages"),
+            key,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let system = messages["data"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("[1] leave.md") && system.contains("cite"),
+        "{system}"
+    );
+
+    // Streamed: the sources come first.
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let response = app
+        .call(Method::POST, "/v1/chat/completions", key, Some(&streamed))
+        .await;
+    assert_eq!(response.status(), 200);
+    let events = sse_events(&response.text().await.unwrap());
+    assert_eq!(
+        events[0]["sources"].as_array().unwrap().len(),
+        sources.len(),
+        "{:?}",
+        events[0]
+    );
+    assert!(events
+        .iter()
+        .skip(1)
+        .any(|event| event["choices"][0]["delta"]["content"].is_string()));
+
+    // Nothing retrieved: said plainly, no model asked, no source invented.
+    let mut nothing = body.clone();
+    nothing["messages"] = json!([{"role": "user", "content": "zyxwv qwrtp"}]);
+    let answer = json_of(
+        app.call(Method::POST, "/v1/chat/completions", key, Some(&nothing))
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(answer["sources"], json!([]));
+    assert_eq!(answer["grounding"]["supported"], false);
+    assert!(answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("cannot answer"));
+
+    // Collections the caller may not read are not found; bad options say so.
+    let mut foreign = body.clone();
+    foreign["civitas"]["collections"] = json!([999_999]);
+    let refused = json_of(
+        app.call(Method::POST, "/v1/chat/completions", key, Some(&foreign))
+            .await,
+        404,
+    )
+    .await;
+    assert_eq!(refused["error"]["param"], "collections");
+    let mut bad = body.clone();
+    bad["civitas"]["k"] = json!(0);
+    let refused = json_of(
+        app.call(Method::POST, "/v1/chat/completions", key, Some(&bad))
+            .await,
+        400,
+    )
+    .await;
+    assert_eq!(refused["error"]["param"], "civitas.k");
+    app.shutdown().await;
+}

@@ -41,6 +41,25 @@ pub struct ChatCompletionRequest {
     pub parallel_tool_calls: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// Civitas extension: answer from the agency's collections, citing
+    /// numbered sources (returned in the response's `sources`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub civitas: Option<CivitasOptions>,
+}
+
+/// The `civitas` extension of a chat request.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CivitasOptions {
+    /// Collection ids to answer from.
+    #[serde(default)]
+    pub collections: Vec<i64>,
+    /// Passages retrieved (1 to 20, default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k: Option<u32>,
+    /// `hybrid` (default), `lexical` or `semantic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
 }
 
 /// `stream_options` of a chat request.

@@ -824,12 +824,25 @@ pub async fn completions(
     let started = arrived
         .map(|Extension(RequestStart(at))| at)
         .unwrap_or_else(Instant::now);
-    let level = state.config.workspace.default_classification.clone();
+    let mut request = request;
+    let mut level = state.config.workspace.default_classification.clone();
+    // `civitas.collections`: sources first, then the model.
+    let grounding = crate::grounding::ground(&state, &principal, &mut request).await?;
+    if let Some(grounding) = &grounding {
+        level = crate::grounding::raised_level(&state, &level, grounding);
+        if grounding.sources.is_empty() {
+            served_and_allowed(&state, &principal, &request.model)?;
+            return Ok(crate::grounding::unsupported(
+                &request.model,
+                request.stream == Some(true),
+            ));
+        }
+    }
     let keep = Keep::NewConversation {
         classification: level.clone(),
     };
     // Every message of an API request is the client's, answers included.
-    run(
+    let response = run(
         state,
         &principal,
         caller,
@@ -840,7 +853,25 @@ pub async fn completions(
         &level,
         History::Client,
     )
-    .await
+    .await?;
+    Ok(match grounding {
+        Some(grounding) => crate::grounding::attach(response, &grounding).await,
+        None => response,
+    })
+}
+
+/// The model is served here and the caller may use it.
+fn served_and_allowed(
+    state: &AppState,
+    principal: &civitas_identity::Principal,
+    model: &str,
+) -> Result<(), ApiError> {
+    let served = state.chat.iter().any(|engine| engine.info().name == model)
+        || state.providers.iter().any(|provider| provider.serves(model));
+    if !served {
+        return Err(model_not_found(model));
+    }
+    check_allowed(principal, model)
 }
 
 /// One completion for `principal`, kept as `keep` says, at classification
@@ -863,18 +894,7 @@ pub async fn run(
     history: History,
 ) -> Result<Response, ApiError> {
     let started_at = chrono::Utc::now();
-    let served = state
-        .chat
-        .iter()
-        .any(|engine| engine.info().name == request.model)
-        || state
-            .providers
-            .iter()
-            .any(|provider| provider.serves(&request.model));
-    if !served {
-        return Err(model_not_found(&request.model));
-    }
-    check_allowed(principal, &request.model)?;
+    served_and_allowed(&state, principal, &request.model)?;
     let local = state
         .chat
         .clone()

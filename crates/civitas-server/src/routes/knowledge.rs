@@ -199,6 +199,7 @@ pub async fn create_collection(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// Only those whose name contains this.
     pub name: Option<String>,
@@ -744,6 +745,7 @@ pub fn chunk_view(chunk: StoredChunk, document_name: &str) -> ChunkView {
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChunkPage {
     pub offset: Option<i64>,
     pub limit: Option<u32>,
