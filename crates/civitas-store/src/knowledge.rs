@@ -262,6 +262,14 @@ pub trait KnowledgeStore: Send + Sync {
     /// The newest change's sequence number (0 when none).
     async fn knowledge_head(&self) -> StoreResult<i64>;
 
+    /// Logs every document with passages as changed, so every replica
+    /// indexes it again; returns how many.
+    async fn reindex_all(&self) -> StoreResult<i64>;
+
+    /// Queues every document's current version for ingestion again (after
+    /// a change of embedding model or chunking); returns how many.
+    async fn requeue_all(&self) -> StoreResult<i64>;
+
     /// Documents with stored passages after `after_id` (a new version
     /// being processed keeps the old one's), for a rebuild.
     async fn ready_documents(&self, after_id: i64, limit: u32) -> StoreResult<Vec<Document>>;

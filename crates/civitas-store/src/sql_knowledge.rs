@@ -846,6 +846,40 @@ impl $crate::KnowledgeStore for $store {
             .map_err(sql_unavailable)
     }
 
+    async fn reindex_all(&self) -> $crate::StoreResult<i64> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        let logged = sqlx::query(
+            "INSERT INTO knowledge_log (document_id, collection_id, op, at)
+             SELECT id, collection_id, 'upsert', $1 FROM documents WHERE chunks > 0 ORDER BY id",
+        )
+        .bind($crate::now())
+        .execute(&mut *transaction)
+        .await
+        .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
+        Ok(i64::try_from(logged.rows_affected()).unwrap_or(i64::MAX))
+    }
+
+    async fn requeue_all(&self) -> $crate::StoreResult<i64> {
+        let now = $crate::now();
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        sqlx::query("UPDATE ingestion_jobs SET state = 'done', updated_at = $1 WHERE state = 'queued'")
+            .bind(now)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?;
+        let queued = sqlx::query(
+            "INSERT INTO ingestion_jobs (document_id, version, state, created_at, updated_at)
+             SELECT id, version, 'queued', $1, $1 FROM documents ORDER BY id",
+        )
+        .bind(now)
+        .execute(&mut *transaction)
+        .await
+        .map_err(sql_unavailable)?;
+        Self::sql_finish(transaction).await?;
+        Ok(i64::try_from(queued.rows_affected()).unwrap_or(i64::MAX))
+    }
+
     async fn ready_documents(&self, after_id: i64, limit: u32) -> $crate::StoreResult<Vec<$crate::Document>> {
         let rows = sqlx::query(&format!(
             "SELECT {SQL_DOCUMENT_COLUMNS} FROM documents d WHERE d.chunks > 0 AND d.id > $1 ORDER BY d.id LIMIT $2"

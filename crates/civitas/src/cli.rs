@@ -67,6 +67,25 @@ pub enum Command {
     /// Retention schedules: apply them now.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Queue files and folders for ingestion into an agency's collection
+    /// (created if missing); a running server ingests them.
+    Ingest {
+        /// Files or folders (read recursively; hidden files skipped).
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+        /// The collection's name.
+        #[arg(long)]
+        collection: String,
+        /// The agency's slug.
+        #[arg(long, default_value = "default")]
+        agency: String,
+        /// Wait until a running server has ingested them, printing progress.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The search indexes of the running replicas.
+    #[command(subcommand)]
+    Index(IndexCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated
     /// from the code; the committed copy is docs/openapi.json.
     Openapi,
@@ -111,6 +130,18 @@ pub enum DataKeysCommand {
         /// The agency's id again, to confirm.
         #[arg(long)]
         confirm: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Every replica indexes every document again from the database
+    /// (within `knowledge.sync_every_seconds`).
+    Rebuild {
+        /// Extract, cut and embed every document again too (after a change
+        /// of embedding model or chunking): queued for the servers.
+        #[arg(long)]
+        reingest: bool,
     },
 }
 

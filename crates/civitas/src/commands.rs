@@ -49,6 +49,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Protect(command) => crate::protect::run(command),
         Command::DataKeys(command) => crate::data_keys::run(&config, command).await,
         Command::Retention(command) => crate::data_keys::retention(&config, command).await,
+        Command::Ingest {
+            paths,
+            collection,
+            agency,
+            wait,
+        } => crate::ingest::ingest(&config, &paths, &collection, &agency, wait).await,
+        Command::Index(command) => crate::ingest::index(&config, command).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());

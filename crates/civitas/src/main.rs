@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod data_keys;
 mod identity;
+mod ingest;
 mod protect;
 
 use std::process::ExitCode;

@@ -234,6 +234,25 @@ pub async fn uploads_are_versioned_deduplicated_and_ingested_once(store: &dyn St
         (chunks[0].version, chunks[0].content.as_str()),
         (2, "Annual leave: 27 days.")
     );
+
+    // A rebuild logs every indexed document again; a re-ingestion queues
+    // every current version.
+    let head = store.knowledge_head().await.unwrap();
+    assert!(store.reindex_all().await.unwrap() >= 1);
+    let changes = store.knowledge_changes(head, 10_000).await.unwrap();
+    assert!(changes
+        .iter()
+        .any(|change| change.document_id == document.id && change.op == "upsert"));
+    assert!(store.requeue_all().await.unwrap() >= 1);
+    let mut seen = false;
+    while let Some(job) = store.claim_ingestion_job("worker-r", 60).await.unwrap() {
+        seen |= job.document_id == document.id && job.version == 2;
+        store
+            .fail_ingestion(&job, "worker-r", "test", "drained")
+            .await
+            .unwrap();
+    }
+    assert!(seen);
 }
 
 pub async fn a_job_whose_worker_died_is_taken_again_and_the_stale_worker_writes_nothing(store: &dyn Store) {
