@@ -56,11 +56,13 @@ impl Analyzer {
             Language::Fr => (&self.french, FR_STOP),
             Language::En | Language::Any => (&self.english, EN_STOP),
         };
-        words(text)
+        let mut terms: Vec<String> = words(text)
             .filter(|word| !stop.contains(&word.as_str()))
             .map(|word| fold(&stemmer.stem(&word)))
             .filter(|term| !term.is_empty())
-            .collect()
+            .collect();
+        terms.extend(identifiers(text));
+        terms
     }
 
     /// The distinct terms of a query, analysed as English and as French.
@@ -71,6 +73,37 @@ impl Analyzer {
         terms.retain(|term| seen.insert(term.clone()));
         terms
     }
+}
+
+/// Identifiers written with separators ("GP-4306", "RGL-2024/322",
+/// "HR-27", "0.58", a file named "grant-gp-4306.txt") also count joined,
+/// as terms of two to four adjacent parts with a digit among them
+/// ("gp4306", "rgl2024322"): their parts alone ("2024") are everywhere.
+fn identifiers(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for piece in text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '/' | '.' | '_'))) {
+        let piece = piece.trim_matches(|c: char| !c.is_alphanumeric());
+        if piece.len() > 64
+            || !piece.contains(['-', '/', '.', '_'])
+            || !piece.chars().any(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let parts: Vec<String> = piece
+            .split(['-', '/', '.', '_'])
+            .filter(|part| !part.is_empty())
+            .map(|part| fold(&part.to_lowercase()))
+            .collect();
+        for start in 0..parts.len() {
+            for end in start + 2..=(start + 4).min(parts.len()) {
+                let run = &parts[start..end];
+                if run.iter().any(|part| part.chars().any(|c| c.is_ascii_digit())) {
+                    out.push(run.concat());
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Lower-cased words of letters and digits, at most 64 characters each.
@@ -112,11 +145,24 @@ mod tests {
             analyzer.terms("congé annuel", Language::Fr)
         );
         assert_eq!(analyzer.terms("L'agence", Language::Fr), vec!["agenc"]);
-        // Stop words go, numbers and codes stay.
+        // Stop words go, numbers and codes stay; a code also counts whole.
         assert_eq!(
-            analyzer.terms("the form HR-27 for 2026", Language::En),
-            vec!["form", "hr", "27", "2026"]
+            analyzer.terms("the form HR-27 for 2026.", Language::En),
+            vec!["form", "hr", "27", "2026", "hr27"]
         );
+        let terms = analyzer.terms("règlement RGL-2024/322 (GP-4306)", Language::Fr);
+        assert!(
+            terms.ends_with(&[
+                "rgl2024".to_owned(),
+                "rgl2024322".to_owned(),
+                "2024322".to_owned(),
+                "gp4306".to_owned()
+            ]),
+            "{terms:?}"
+        );
+        assert!(analyzer
+            .terms("grant-gp-4306.txt", Language::En)
+            .contains(&"gp4306".to_owned()));
         // Accents fold after stemming.
         assert!(analyzer
             .terms("télétravail", Language::Fr)

@@ -24,7 +24,15 @@ pub mod samples;
 
 pub use chunk::{chunk_blocks, Chunk, ChunkOptions};
 pub use extract::{extract, Block, BlockKind, ExtractError, Extracted, Format, Limits};
-pub use index::{Filter, Hit, Index, IndexedChunk, Method, SearchRequest};
+pub use index::{Filter, Fusion, Hit, Index, IndexedChunk, Method, SearchRequest};
+
+/// What the full-text index sees of a passage: the document's name, the
+/// section path, then the text (so a passage under "Annual leave" in
+/// "leave.md" is found by those words). The server and the evaluation
+/// both index this.
+pub fn index_text(document_name: &str, section: &[String], content: &str) -> String {
+    format!("{document_name}\n{}\n{content}", section.join("\n"))
+}
 
 /// SHA-256 of a file's bytes, hex: identical content is detected by it.
 pub fn content_hash(bytes: &[u8]) -> String {

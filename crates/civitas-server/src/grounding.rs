@@ -110,6 +110,7 @@ pub async fn ground(
             method,
             k: k as usize,
             rrf_k: 60.0,
+            fusion: civitas_knowledge::Fusion::DEFAULT,
             score_threshold: None,
         },
     )

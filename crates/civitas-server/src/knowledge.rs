@@ -258,12 +258,12 @@ fn indexed(
     let chunks = chunks
         .into_iter()
         .map(|chunk| {
-            let section = passage_meta(&chunk).section.join("\n");
+            let section = passage_meta(&chunk).section;
             IndexedChunk {
                 chunk_id: chunk.id,
                 document_id: document.id,
                 collection_id: collection.id,
-                text: format!("{}\n{section}\n{}", document.name, chunk.content),
+                text: civitas_knowledge::index_text(&document.name, &section, &chunk.content),
                 language,
                 vector: chunk.vector,
             }
@@ -596,6 +596,7 @@ pub struct Search<'a> {
     pub method: Method,
     pub k: usize,
     pub rrf_k: f32,
+    pub fusion: civitas_knowledge::Fusion,
     pub score_threshold: Option<f32>,
 }
 
@@ -611,6 +612,7 @@ pub async fn search(
         method,
         k,
         rrf_k,
+        fusion,
         score_threshold,
     } = search;
     let readable = readable_collections(state, principal).await?;
@@ -659,6 +661,7 @@ pub async fn search(
             method,
             k,
             rrf_k,
+            fusion,
             score_threshold,
             filter: &filter,
         })

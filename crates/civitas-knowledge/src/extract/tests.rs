@@ -243,6 +243,16 @@ fn markdown_text_csv_and_json_become_blocks() {
             (BlockKind::Table, "Kind | Years\nCase | 7"),
         ]
     );
+    let underlined = "Grant notice\n============\n\n1. Purpose\n----------\n\nIt helps libraries.\n";
+    let extracted = extract(Format::Text, underlined.as_bytes(), &Limits::default()).unwrap();
+    assert_eq!(
+        kinds(&extracted),
+        vec![
+            (BlockKind::Heading(1), "Grant notice"),
+            (BlockKind::Heading(2), "1. Purpose"),
+            (BlockKind::Paragraph, "It helps libraries.")
+        ]
+    );
     let text = "First line\ncontinues.\n\n- item\n\nLast.";
     let extracted = extract(Format::Text, text.as_bytes(), &Limits::default()).unwrap();
     assert_eq!(

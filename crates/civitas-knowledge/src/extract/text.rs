@@ -2,13 +2,36 @@
 
 use super::{BlockKind, ExtractError, Extracted};
 
-/// Paragraphs at blank lines; lines starting with a bullet are list items.
+/// Paragraphs at blank lines; lines starting with a bullet are list
+/// items; a line underlined with `===` or `---` is a heading (level 1 or
+/// 2), as plain-text documents often write them.
 pub(super) fn extract_plain(text: &str) -> Extracted {
     let mut out = Extracted::default();
     let normalized = super::normalize_space(text);
+    let underline = |line: &str, mark: char| line.len() >= 3 && line.chars().all(|c| c == mark);
     for paragraph in normalized.split("\n\n") {
+        let lines: Vec<&str> = paragraph.lines().collect();
         let mut pending = String::new();
-        for line in paragraph.lines() {
+        let mut at = 0;
+        while at < lines.len() {
+            let line = lines[at];
+            let next = lines.get(at + 1).copied().unwrap_or_default();
+            let heading = if underline(next, '=') {
+                Some(1)
+            } else if underline(next, '-') {
+                Some(2)
+            } else {
+                None
+            };
+            if let Some(level) =
+                heading.filter(|_| !line.is_empty() && !underline(line, '-') && !underline(line, '='))
+            {
+                out.push(BlockKind::Paragraph, &pending);
+                pending.clear();
+                out.push(BlockKind::Heading(level), line);
+                at += 2;
+                continue;
+            }
             let item = ["- ", "* ", "• ", "– "]
                 .iter()
                 .find_map(|marker| line.strip_prefix(marker));
@@ -25,8 +48,15 @@ pub(super) fn extract_plain(text: &str) -> Extracted {
                     pending.push_str(line);
                 }
             }
+            at += 1;
         }
         out.push(BlockKind::Paragraph, &pending);
+    }
+    if out.title.is_none() {
+        out.title = out
+            .blocks
+            .iter()
+            .find_map(|block| matches!(block.kind, BlockKind::Heading(1)).then(|| block.text.clone()));
     }
     out
 }

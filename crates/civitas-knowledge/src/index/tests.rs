@@ -87,6 +87,7 @@ fn search(index: &Index, query: &str, vector: Option<&[f32]>, method: Method, fi
         method,
         k: 5,
         rrf_k: 60.0,
+        fusion: Fusion::Rrf,
         score_threshold: None,
         filter,
     })
@@ -152,6 +153,7 @@ fn semantic_search_orders_by_cosine_and_honours_the_threshold() {
         method: Method::Semantic,
         k: 5,
         rrf_k: 60.0,
+        fusion: Fusion::Rrf,
         score_threshold: Some(0.5),
         filter: &filter(&[10, 20]),
     });
@@ -273,5 +275,61 @@ fn filters_on_documents_dates_and_metadata_apply_inside_the_search() {
     assert_eq!(
         ids(search(&index, "budget", None, Method::Hybrid, &documents)),
         HashSet::from([0])
+    );
+}
+
+#[test]
+fn relative_fusion_trusts_a_list_whose_best_is_far_ahead() {
+    let mut index = Index::new(3);
+    // Two near-identical notices; only the code differs. Semantically the
+    // wrong one is a hair closer; lexically the code decides.
+    index.insert_document(
+        1,
+        info(1, 0),
+        vec![chunk(
+            1,
+            1,
+            1,
+            "Grant notice GP-4306: applications close on 8 June.",
+            &[1.0, 0.1, 0.0],
+        )],
+    );
+    index.insert_document(
+        2,
+        info(1, 0),
+        vec![chunk(
+            2,
+            2,
+            1,
+            "Grant notice GP-9999: applications close on 3 May.",
+            &[1.0, 0.0, 0.0],
+        )],
+    );
+    index.insert_document(
+        3,
+        info(1, 0),
+        vec![chunk(
+            3,
+            3,
+            1,
+            "Office opening hours and counters.",
+            &[0.0, 0.0, 1.0],
+        )],
+    );
+    let query = unit(&[1.0, 0.0, 0.0]);
+    let hits = index.search(&SearchRequest {
+        query: "closing date GP-4306",
+        vector: Some(&query),
+        method: Method::Hybrid,
+        k: 3,
+        rrf_k: 60.0,
+        fusion: Fusion::DEFAULT,
+        score_threshold: None,
+        filter: &filter(&[1]),
+    });
+    assert_eq!(hits[0].chunk_id, 1, "{hits:?}");
+    assert!(
+        hits.iter().all(|hit| (0.0..=1.0).contains(&hit.score)),
+        "{hits:?}"
     );
 }

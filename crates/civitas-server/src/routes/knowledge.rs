@@ -824,9 +824,14 @@ pub struct SearchBody {
     pub limit: Option<usize>,
     #[serde(default)]
     pub offset: Option<usize>,
-    /// The constant of reciprocal rank fusion (hybrid), default 60.
+    /// The constant of reciprocal rank fusion (hybrid), default 60;
+    /// giving it asks for reciprocal rank fusion.
     #[serde(default, alias = "rrf_k")]
     pub rff_k: Option<f32>,
+    /// Hybrid: `relative` (default: scores scaled per list, 0.6 lexical)
+    /// or `rrf` (reciprocal rank fusion, ranks only).
+    #[serde(default)]
+    pub fusion: Option<String>,
     /// Semantic: drop passages below this cosine similarity.
     #[serde(default)]
     pub score_threshold: Option<f32>,
@@ -873,6 +878,11 @@ pub async fn search(
         return Err(ApiError::invalid("limit", "between 1 and 200"));
     }
     let offset = body.offset.unwrap_or(0).min(1_000);
+    let fusion = match (body.fusion.as_deref(), body.rff_k) {
+        (Some("rrf"), _) | (None, Some(_)) => civitas_knowledge::Fusion::Rrf,
+        (Some("relative") | None, _) => civitas_knowledge::Fusion::DEFAULT,
+        (Some(_), _) => return Err(ApiError::invalid("fusion", "`relative` or `rrf`")),
+    };
     let rrf_k = body.rff_k.unwrap_or(60.0);
     if !(rrf_k.is_finite() && rrf_k >= 0.0) {
         return Err(ApiError::invalid("rff_k", "a number of 0 or more"));
@@ -897,6 +907,7 @@ pub async fn search(
             method,
             k: offset + limit,
             rrf_k,
+            fusion,
             score_threshold: body.score_threshold,
         },
     )
