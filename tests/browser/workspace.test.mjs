@@ -383,3 +383,52 @@ test('the pre-send preview shows what was found, lets the person change the leve
   noCspViolation(blocked);
   await context.close();
 });
+
+test('knowledge: the demo handbook is there; a collection takes several files, says what it refused and why, and deletes', async () => {
+  const { context, page, blocked } = await open();
+  await signIn(page, EMAIL);
+  await page.click('a[href="/knowledge"]');
+  await page.waitForURL(`${base}/knowledge`);
+  // The demo collection is loaded on first start for the whole agency.
+  await page.getByRole('link', { name: 'Agency handbook (demo)' }).waitFor();
+  await accessible(page, 'knowledge');
+
+  await page.fill('#name', 'Case law');
+  await page.fill('#description', 'Decisions of the appeals board');
+  await page.click('button[type="submit"]:has-text("Create the collection")');
+  await page.waitForURL(/\/knowledge\/\d+$/);
+  await page.getByRole('heading', { level: 1, name: 'Case law' }).waitFor();
+
+  await page.setInputFiles('#files', [
+    { name: 'appeals.md', mimeType: 'text/markdown', buffer: Buffer.from('# Appeals\n\nAn appeal must be lodged within 30 days of the decision.\n') },
+    { name: 'tool.exe', mimeType: 'application/octet-stream', buffer: Buffer.from([0x4d, 0x5a, 0, 0, 0x90, 1, 2, 3]) },
+  ]);
+  await page.click('button[type="submit"]:has-text("Upload")');
+  await page.getByText('appeals.md: queued.').waitFor();
+  await page.getByText(/tool\.exe: .*cannot be ingested/).waitFor();
+  // The document becomes ready (the page is reloaded until it is).
+  for (let i = 0; i < 60; i += 1) {
+    if (await page.getByRole('cell', { name: 'Ready' }).count()) break;
+    await page.waitForTimeout(500);
+    await page.reload();
+  }
+  await page.getByRole('cell', { name: 'Ready' }).waitFor();
+  await accessible(page, 'knowledge-collection');
+
+  // The same search through the API with the session's cookie.
+  const found = await page.evaluate(async () => {
+    const response = await fetch('/v1/search', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-csrf-token': document.querySelector('input[name="csrf_token"]').value },
+      body: JSON.stringify({ prompt: 'how long to lodge an appeal', method: 'lexical' }),
+    });
+    return response.json();
+  });
+  assert.ok(found.data.some((hit) => hit.chunk.content.includes('within 30 days')), JSON.stringify(found));
+
+  await page.click('button:has-text("Delete appeals.md")');
+  await page.getByText('The document was deleted.').waitFor();
+  assert.equal(await page.getByRole('cell', { name: 'Ready' }).count(), 0);
+  noCspViolation(blocked);
+  await context.close();
+});

@@ -154,12 +154,23 @@ pub async fn create_collection(
     Authenticated(principal): Authenticated,
     ApiJson(body): ApiJson<CreateCollection>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
+    let collection = create(&state, &principal, body).await?;
+    Ok((StatusCode::CREATED, Json(Created { id: collection.id })))
+}
+
+/// Creates a collection for `principal`; shared by the API and the
+/// workspace.
+pub async fn create(
+    state: &AppState,
+    principal: &civitas_identity::Principal,
+    body: CreateCollection,
+) -> Result<Collection, ApiError> {
     let name = check_name(&body.name)?;
-    let classification = check_level(&state, &principal, body.classification.as_deref())?;
+    let classification = check_level(state, principal, body.classification.as_deref())?;
     let (owner_kind, owner_id) = match (body.visibility.as_deref(), body.group) {
         (Some("public"), _) => {
             if policy::authorize_agency(
-                &principal,
+                principal,
                 std::slice::from_ref(&principal.agency_id().to_owned()),
                 policy::KNOWLEDGE_MANAGERS,
             )
@@ -195,7 +206,7 @@ pub async fn create_collection(
         })
         .await
         .map_err(ApiError::storage)?;
-    Ok((StatusCode::CREATED, Json(Created { id: collection.id })))
+    Ok(collection)
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -14,6 +14,7 @@ mod break_glass;
 mod chat;
 mod export;
 pub mod i18n;
+mod knowledge;
 pub mod markdown;
 mod preview;
 mod records;
@@ -126,6 +127,21 @@ pub fn router(state: AppState) -> Router<AppState> {
         )
         .route("/temporary/render", post(chat::render_markdown))
         .route("/preview", post(preview::preview))
+        .route("/knowledge", get(knowledge::index).post(knowledge::create))
+        .route("/knowledge/{id}", get(knowledge::show))
+        .route(
+            "/knowledge/{id}/upload",
+            post(knowledge::upload).layer(axum::extract::DefaultBodyLimit::max(
+                usize::try_from(state.config.knowledge.max_file_bytes)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(4)
+                    .saturating_add(64 << 10),
+            )),
+        )
+        .route(
+            "/knowledge/{id}/documents/{document}/delete",
+            post(knowledge::delete_document),
+        )
         .route("/rules", get(rules::show).post(rules::accept))
         .route("/pending", get(rules::pending))
         .route("/audit", get(audit::console))
