@@ -14,6 +14,10 @@
 # (appends, reads and searches of sealed conversations; under a minute).
 # `scripts/bench.sh protect` runs only the detection engine on a prompt of
 # about 1,000 tokens (seconds).
+# `scripts/bench.sh knowledge` runs only knowledge: retrieval quality over
+# the labelled questions (lexical, semantic, hybrid; about 5 minutes, most
+# of it embedding passages), search latency at 10,000 and 100,000 passages
+# and ingestion throughput.
 set -euo pipefail
 PART="${1:-all}"
 cd "$(dirname "$0")/.."
@@ -87,6 +91,18 @@ if [ "$PART" = all ] || [ "$PART" = store ]; then
 fi
 if [ "$PART" = store ]; then exit 0; fi
 fi
+
+if [ "$PART" = all ] || [ "$PART" = knowledge ]; then
+    echo "== knowledge: retrieval quality, search latency, ingestion"
+    CIVITAS__MODELS__DIR="$MODELS" "$R/civitas" models pull all-minilm-l6-v2
+    python3 tests/knowledge/make_corpus.py "$DATA/corpus" >/dev/null
+    "$R/bench-knowledge" eval --corpus "$DATA/corpus" --models "$MODELS"
+    "$R/bench-knowledge" search --chunks 10000
+    "$R/bench-knowledge" search --chunks 100000
+    "$R/bench-knowledge" ingest --pages 200
+    "$R/bench-knowledge" ingest --pages 20 --models "$MODELS"
+fi
+if [ "$PART" = knowledge ]; then exit 0; fi
 
 if [ "$PART" = all ] || [ "$PART" = pages ]; then
 echo "== the workspace's chat page in headless Chromium: weight and time to first byte"

@@ -432,3 +432,38 @@ test('knowledge: the demo handbook is there; a collection takes several files, s
   noCspViolation(blocked);
   await context.close();
 });
+
+test('chat from a collection: the answer comes with its numbered sources, each opening its passage', async () => {
+  const { context, page, blocked } = await open();
+  await signIn(page, EMAIL);
+  // The demo handbook must be searchable first.
+  for (let i = 0; i < 120; i += 1) {
+    const ready = await page.evaluate(async () => {
+      const collections = await (await fetch('/v1/collections')).json();
+      const demo = collections.data.find((c) => c.name === 'Agency handbook (demo)');
+      if (!demo) return false;
+      const documents = await (await fetch(`/v1/documents?collection=${demo.id}`)).json();
+      return documents.data.length === 10 && documents.data.every((d) => d.status === 'ready');
+    });
+    if (ready) break;
+    await page.waitForTimeout(500);
+  }
+  await page.goto(`${base}/`);
+  await page.selectOption('#collection', { label: 'Agency handbook (demo)' });
+  await page.fill('#content', 'How many days per week may a full-time employee telework?');
+  await page.click('#new-form button[data-send]');
+  // The tiny model of the tests writes up to 400 tokens after reading the sources.
+  await page.waitForURL(/\/c\/[0-9a-f-]+/, { timeout: 180000 });
+  const sources = page.locator('.civitas-sources').last();
+  await sources.waitFor({ timeout: 60000 });
+  const items = sources.locator('li');
+  assert.ok((await items.count()) >= 1);
+  assert.match(await items.first().locator('summary').innerText(), /^\[1\] en-telework\.md/);
+  await items.first().locator('summary').click();
+  assert.match(await items.first().locator('blockquote').innerText(), /telework/i);
+  // The choice stays with the conversation for the next question.
+  assert.equal(await page.locator('#reply-collection option:checked').innerText(), 'Agency handbook (demo)');
+  await accessible(page, 'chat-grounded');
+  noCspViolation(blocked);
+  await context.close();
+});

@@ -402,6 +402,17 @@
       });
     });
     root.querySelectorAll("form[data-stream]").forEach(streamForm);
+    // A citation opens its source's passage and moves focus to it.
+    root.querySelectorAll("a.civitas-cite").forEach(function (link) {
+      link.addEventListener("click", function () {
+        var target = document.getElementById(link.getAttribute("href").slice(1));
+        var details = target && target.querySelector("details");
+        if (!details) return;
+        details.open = true;
+        var summary = details.querySelector("summary");
+        if (summary) summary.focus();
+      });
+    });
   }
 
   if (window.fetch && window.TextDecoder && window.FormData) {

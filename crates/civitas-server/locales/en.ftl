@@ -501,3 +501,11 @@ knowledge-duplicate = { $name }: already in this collection (as { $existing }); 
 knowledge-refused = { $name }: { $reason }
 knowledge-deleted = The document was deleted.
 knowledge-name-required = Give the collection a name.
+
+# Grounded answers in the chat
+collection-label = Answer from a collection
+collection-hint = The answer then cites the collection's passages; each number opens its source.
+collection-none = No collection (the model alone)
+sources-heading = Sources
+sources-none = No passage of the collection matched this question.
+source-page = page { $page }

@@ -501,3 +501,11 @@ knowledge-duplicate = { $name } : déjà dans cette collection (sous le nom { $e
 knowledge-refused = { $name } : { $reason }
 knowledge-deleted = Le document a été supprimé.
 knowledge-name-required = Donnez un nom à la collection.
+
+# Grounded answers in the chat
+collection-label = Répondre à partir d'une collection
+collection-hint = La réponse cite alors les passages de la collection ; chaque numéro ouvre sa source.
+collection-none = Aucune collection (le modèle seul)
+sources-heading = Sources
+sources-none = Aucun passage de la collection ne correspond à cette question.
+source-page = page { $page }

@@ -537,9 +537,14 @@ fn ingest(pages: usize, models: Option<&Path>) -> Result<()> {
             2,
             format!("Section {page}"),
         ));
-        for paragraph in page_lines(page).split(|line| line.is_empty()) {
+        // The page's text without its title, a paragraph per group of lines.
+        let lines = page_lines(page);
+        for paragraph in lines[1..]
+            .split(|line| line.is_empty())
+            .filter(|group| !group.is_empty())
+        {
             blocks.push(civitas_knowledge::samples::DocxBlock::Paragraph(
-                paragraph[1..].join(" "),
+                paragraph.join(" "),
             ));
         }
     }

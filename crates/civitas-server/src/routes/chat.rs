@@ -48,6 +48,9 @@ pub enum Keep {
     Append {
         conversation_id: String,
         ticket: crate::generations::GenerationTicket,
+        /// The numbered sources a grounded answer was given, kept with it
+        /// so its citations open the passages.
+        sources: Option<Value>,
     },
     /// A temporary chat: nothing but the request record.
     Nothing,
@@ -616,6 +619,20 @@ fn message_metadata(tool_calls: Option<Value>, generation: Option<Value>) -> Opt
     (!object.is_empty()).then(|| Value::Object(object).to_string())
 }
 
+/// An answer's metadata with the sources it was given.
+fn with_sources(mut reply: NewMessage, sources: Option<&Value>) -> NewMessage {
+    if let Some(sources) = sources {
+        let mut object = reply
+            .metadata
+            .as_deref()
+            .and_then(|text| serde_json::from_str::<serde_json::Map<String, Value>>(text).ok())
+            .unwrap_or_default();
+        object.insert("sources".to_owned(), sources.clone());
+        reply.metadata = Some(Value::Object(object).to_string());
+    }
+    reply
+}
+
 /// `value` with at most three decimals, as text (`0.7`, `1`).
 fn decimal(value: f32) -> String {
     let text = format!("{value:.3}");
@@ -719,8 +736,14 @@ async fn persist(
             }
         }
         Keep::Append {
-            conversation_id: id, ..
-        } => match state.store.append_messages(id, vec![reply]).await {
+            conversation_id: id,
+            sources,
+            ..
+        } => match state
+            .store
+            .append_messages(id, vec![with_sources(reply, sources.as_ref())])
+            .await
+        {
             Ok(_) => conversation_id = Some(id.clone()),
             Err(error) => tracing::error!(request_id, %error, "could not store the answer"),
         },

@@ -82,6 +82,87 @@ pub struct MessageView {
     pub figures: Option<Figures>,
     pub rating: i64,
     pub comment: String,
+    /// The numbered sources of a grounded answer.
+    pub sources: Vec<SourceView>,
+    /// Asked of a collection (even if nothing was found).
+    pub grounded: bool,
+}
+
+/// A source of a grounded answer, which its citation opens.
+pub struct SourceView {
+    pub number: usize,
+    pub anchor: String,
+    /// Document, section and page.
+    pub title: String,
+    pub content: String,
+}
+
+/// The sources kept with an answer, and whether it was grounded at all.
+fn sources_of(t: Texts, message_id: &str, metadata: Option<&str>) -> (Vec<SourceView>, bool) {
+    let Some(value) = metadata.and_then(|text| serde_json::from_str::<Value>(text).ok()) else {
+        return (Vec::new(), false);
+    };
+    let Some(list) = value["sources"].as_array() else {
+        return (Vec::new(), false);
+    };
+    let sources = list
+        .iter()
+        .map(|source| {
+            let number = source["index"].as_u64().unwrap_or(0) as usize;
+            let mut title = source["document_name"].as_str().unwrap_or_default().to_owned();
+            let section: Vec<&str> = source["section"].as_array().map_or(Vec::new(), |parts| {
+                parts.iter().filter_map(Value::as_str).collect()
+            });
+            if !section.is_empty() {
+                title.push_str(" — ");
+                title.push_str(&section.join(" › "));
+            }
+            if let Some(page) = source["page_start"].as_u64() {
+                title.push_str(&format!(
+                    " ({})",
+                    t.with("source-page", &[("page", &page.to_string())])
+                ));
+            }
+            SourceView {
+                number,
+                anchor: format!("src-{message_id}-{number}"),
+                title: format!("[{number}] {title}"),
+                content: source["content"].as_str().unwrap_or_default().to_owned(),
+            }
+        })
+        .collect();
+    (sources, true)
+}
+
+/// Citations `[n]` of retrieved sources become links to them; others are
+/// left as text.
+fn link_citations(html: &str, message_id: &str, count: usize) -> String {
+    if count == 0 {
+        return html.to_owned();
+    }
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('[') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let number = after
+            .find(']')
+            .and_then(|end| after[..end].parse::<usize>().ok().map(|n| (n, end)));
+        match number {
+            Some((n, end)) if (1..=count).contains(&n) => {
+                out.push_str(&format!(
+                    "<a class=\"civitas-cite\" href=\"#src-{message_id}-{n}\">[{n}]</a>"
+                ));
+                rest = &after[end + 1..];
+            }
+            _ => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 pub struct ConversationView {
@@ -92,6 +173,8 @@ pub struct ConversationView {
     pub created: String,
     pub can_delete: bool,
     pub messages: Vec<MessageView>,
+    /// The collection the last question was asked of.
+    pub collection: Option<i64>,
 }
 
 #[derive(Template)]
@@ -106,6 +189,8 @@ struct ChatPage {
     current: Option<ConversationView>,
     models: Vec<Choice>,
     levels: Vec<Choice>,
+    /// Collections the person may ask of (first: none).
+    collections: Vec<Choice>,
     temporary: bool,
     error: Option<String>,
     rename_error: Option<String>,
@@ -294,6 +379,7 @@ pub fn view(
         level,
         created: t.datetime(conversation.created_at),
         can_delete: can_delete(state, conversation),
+        collection: asked_collections(messages).and_then(|ids| ids.first().copied()),
         messages: visible
             .into_iter()
             .map(|message| {
@@ -304,6 +390,12 @@ pub fn view(
                     (None, false)
                 };
                 let given = feedback.iter().find(|given| given.message_id == message.id);
+                let (sources, grounded) = if assistant {
+                    sources_of(t, &message.id, message.metadata.as_deref())
+                } else {
+                    (Vec::new(), false)
+                };
+                let html = markdown::render(&message.content, remote_images);
                 MessageView {
                     id: message.id.clone(),
                     role: message.role.clone(),
@@ -313,7 +405,7 @@ pub fn view(
                         "author-you"
                     }),
                     time: t.datetime(message.created_at),
-                    html: markdown::render(&message.content, remote_images),
+                    html: link_citations(&html, &message.id, sources.len()),
                     content: message.content.clone(),
                     assistant,
                     last_assistant: last_assistant.as_deref() == Some(message.id.as_str()),
@@ -322,6 +414,8 @@ pub fn view(
                     figures,
                     rating: given.map_or(0, |given| given.rating),
                     comment: given.and_then(|given| given.comment.clone()).unwrap_or_default(),
+                    sources,
+                    grounded,
                 }
             })
             .collect(),
@@ -342,6 +436,33 @@ struct PageParts {
     rename_error: Option<String>,
     draft: String,
     status: StatusCode,
+}
+
+/// The collections a question may be asked of; the one the conversation's
+/// last question used is chosen.
+async fn collection_choices(
+    state: &AppState,
+    t: Texts,
+    principal: &Principal,
+    current: Option<&ConversationView>,
+) -> Vec<Choice> {
+    let used = current.and_then(|current| current.collection);
+    let mut choices = vec![Choice {
+        value: String::new(),
+        label: t.get("collection-none"),
+        selected: used.is_none(),
+    }];
+    for (collection, _) in crate::knowledge::readable_collections(state, principal)
+        .await
+        .unwrap_or_default()
+    {
+        choices.push(Choice {
+            value: collection.id.to_string(),
+            selected: used == Some(collection.id),
+            label: collection.name,
+        });
+    }
+    choices
 }
 
 async fn render_chat(
@@ -382,6 +503,7 @@ async fn render_chat(
         .as_ref()
         .map(|current| current.title.clone())
         .unwrap_or_else(|| t.get("chat-new-title"));
+    let collections = collection_choices(state, t, principal, parts.current.as_ref()).await;
     let chat = ChatPage {
         t,
         shell: Shell::of(state, t, principal, parts.current_level.as_deref(), "chat"),
@@ -392,6 +514,7 @@ async fn render_chat(
         current: parts.current,
         models: model_choices(state, principal).await,
         levels: level_choices(state, t),
+        collections,
         temporary: state.config.workspace.temporary_chat,
         error: parts.error,
         rename_error: parts.rename_error,
@@ -593,6 +716,40 @@ fn completion_request<'a>(
     })
 }
 
+/// The metadata of a question asked of a collection (`collection` is its
+/// id as the form sent it; anything else means none).
+fn collections_metadata(collection: &str) -> Option<String> {
+    let id = collection.trim().parse::<i64>().ok()?;
+    Some(json!({ "collections": [id] }).to_string())
+}
+
+/// The collections the last question was asked of, if any.
+fn asked_collections(messages: &[civitas_store::Message]) -> Option<Vec<i64>> {
+    let last = messages.iter().rev().find(|message| message.role == "user")?;
+    let metadata: Value = serde_json::from_str(last.metadata.as_deref()?).ok()?;
+    let collections: Vec<i64> = metadata["collections"]
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    (!collections.is_empty()).then_some(collections)
+}
+
+/// What the model is told when no passage was found: say so.
+fn no_sources_message() -> civitas_types::openai::ChatMessage {
+    civitas_types::openai::ChatMessage {
+        role: civitas_types::openai::Role::System,
+        content: Some(civitas_types::openai::MessageContent::Text(
+            "No passage of the selected collections matches this question. Say that the documents provided do not \
+             answer it, in the language of the question, and do not answer from memory."
+                .to_owned(),
+        )),
+        name: None,
+        tool_calls: None,
+        tool_call_id: None,
+    }
+}
+
 /// Runs one completion for the workspace under the person's limits.
 #[allow(
     clippy::too_many_arguments,
@@ -677,6 +834,7 @@ async fn generate(
     if let Keep::Append {
         conversation_id,
         ticket,
+        sources,
     } = keep
     {
         let content = body["choices"][0]["message"]["content"]
@@ -692,10 +850,14 @@ async fn generate(
             "finish": body["choices"][0]["finish_reason"].as_str().unwrap_or("stop"),
             "data_protection": decision,
         });
+        let mut metadata = json!({ "generation": generation });
+        if let Some(sources) = sources {
+            metadata["sources"] = sources;
+        }
         let reply = NewMessage {
             role: "assistant".to_owned(),
             content,
-            metadata: Some(json!({ "generation": generation }).to_string()),
+            metadata: Some(metadata.to_string()),
         };
         state
             .store
@@ -743,9 +905,31 @@ async fn answer(
             .map(|message| (message.role.as_str(), message.content.as_str())),
         stream,
     );
+    // The person's question asked to be answered from a collection: the
+    // sources go before the conversation and are kept with the answer.
+    let mut request = request;
+    let mut sources = None;
+    if let (Ok(asked), Some(collections)) = (&mut request, asked_collections(&messages)) {
+        asked.civitas = Some(civitas_types::openai::CivitasOptions {
+            collections,
+            k: Some(4),
+            method: None,
+        });
+        match crate::grounding::ground(state, principal, asked).await {
+            Ok(Some(grounding)) => {
+                if grounding.sources.is_empty() {
+                    asked.messages.insert(0, no_sources_message());
+                }
+                sources = Some(json!(grounding.sources));
+            }
+            Ok(None) => {}
+            Err(error) => request = Err(error),
+        }
+    }
     let keep = Keep::Append {
         conversation_id: conversation.id.clone(),
         ticket,
+        sources,
     };
     let result = match request {
         Ok(request) => {
@@ -839,6 +1023,9 @@ fn question(content: &str) -> Option<String> {
 #[derive(Debug, Deserialize)]
 pub struct NewForm {
     csrf_token: String,
+    /// A collection to answer from (its id), or empty.
+    #[serde(default)]
+    collection: String,
     #[serde(default)]
     model: String,
     #[serde(default)]
@@ -901,7 +1088,7 @@ pub async fn create(
             vec![NewMessage {
                 role: "user".to_owned(),
                 content,
-                metadata: None,
+                metadata: collections_metadata(&form.collection),
             }],
         )
         .await;
@@ -955,6 +1142,9 @@ async fn render_new_with_error(
 
 #[derive(Debug, Deserialize)]
 pub struct ContentForm {
+    /// A collection to answer from (its id), or empty.
+    #[serde(default)]
+    collection: String,
     csrf_token: String,
     #[serde(default)]
     content: String,
@@ -1045,7 +1235,7 @@ pub async fn reply(
             vec![NewMessage {
                 role: "user".to_owned(),
                 content,
-                metadata: None,
+                metadata: collections_metadata(&form.collection),
             }],
         )
         .await;
