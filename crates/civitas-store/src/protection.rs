@@ -76,6 +76,10 @@ pub struct ErasureReport {
     pub conversations: u64,
     pub messages: u64,
     pub feedback: u64,
+    /// The person's own collections, with their documents, files and
+    /// passages (removed from every index too).
+    pub collections: u64,
+    pub documents: u64,
     /// Whether the account itself was anonymised and disabled.
     pub account: bool,
 }

@@ -735,6 +735,26 @@ impl $crate::DataProtectionStore for $store {
             .execute(&mut *transaction)
             .await
             .map_err(sql_unavailable)?;
+        // The person's own collections go with their documents, files and
+        // passages (ON DELETE CASCADE); every index is told.
+        let owned: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT d.id, d.collection_id FROM documents d JOIN collections c ON c.id = d.collection_id
+             WHERE c.owner_kind = 'person' AND c.owner_id = $1 ORDER BY d.id",
+        )
+        .bind(person_id)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(sql_unavailable)?;
+        for (document, collection) in &owned {
+            Self::sql_log_change(&mut transaction, *document, *collection, "remove").await?;
+        }
+        report.documents = owned.len() as u64;
+        report.collections = sqlx::query("DELETE FROM collections WHERE owner_kind = 'person' AND owner_id = $1")
+            .bind(person_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(sql_unavailable)?
+            .rows_affected();
         if account {
             sqlx::query(
                 "UPDATE people SET email = $2, display_name = 'Erased account', status = 'disabled',

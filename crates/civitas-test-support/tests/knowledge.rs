@@ -669,3 +669,100 @@ async fn answers_cite_only_retrieved_sources_and_say_when_nothing_supports_them(
     assert_eq!(refused["error"]["param"], "civitas.k");
     app.shutdown().await;
 }
+
+/// Two replicas on one PostgreSQL database, each with its own index: a
+/// document ingested through one is found through the other within the
+/// sync interval, once, and its deletion reaches the other index too.
+#[tokio::test]
+async fn replicas_index_what_the_other_ingested_and_forget_what_it_deleted() {
+    if std::env::var("CIVITAS_TEST_DATABASE_URL").is_err() {
+        eprintln!("notice: CIVITAS_TEST_DATABASE_URL unset; replica test skipped");
+        return;
+    }
+    let Some(first) = spawn_app_with(AppOptions {
+        postgres: true,
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let Some(second) = spawn_app_with(AppOptions {
+        postgres: true,
+        database_url: first.database_url.clone(),
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let key = civitas_test_support::TEST_KEY;
+    let created = json_of(
+        first
+            .call(
+                Method::POST,
+                "/v1/collections",
+                key,
+                Some(&json!({"name": "Shared"})),
+            )
+            .await,
+        201,
+    )
+    .await;
+    let collection = created["id"].as_i64().unwrap();
+    let uploaded = json_of(
+        upload(&first, key, collection, "leave.md", LEAVE.as_bytes(), &[]).await,
+        201,
+    )
+    .await;
+    let id = uploaded["id"].as_i64().unwrap();
+    assert_eq!(settled(&first, key, id).await["status"], "ready");
+    // Ingested once, by whichever replica took the job.
+    let chunks = json_of(
+        second
+            .call(Method::GET, &format!("/v1/chunks/{id}?limit=1000"), key, None)
+            .await,
+        200,
+    )
+    .await;
+    let positions: Vec<i64> = chunks["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["metadata"]["position"].as_i64().unwrap())
+        .collect();
+    assert_eq!(positions, (0..positions.len() as i64).collect::<Vec<_>>());
+    let query = json!({"prompt": "unused annual leave carried over", "collections": [collection], "method": "lexical"});
+    let mut found = false;
+    for _ in 0..100 {
+        for replica in [&first, &second] {
+            found = !search(replica, key, query.clone()).await.is_empty();
+            if !found {
+                break;
+            }
+        }
+        if found {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(found, "both replicas find the document within 10 s");
+    json_of(
+        first
+            .call(Method::DELETE, &format!("/v1/documents/{id}"), key, None)
+            .await,
+        204,
+    )
+    .await;
+    let mut gone = false;
+    for _ in 0..100 {
+        gone = search(&second, key, query.clone()).await.is_empty();
+        if gone {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the other replica forgets the deleted document within 10 s");
+    second.shutdown().await;
+    first.shutdown().await;
+}

@@ -404,15 +404,58 @@ pub async fn erasure_removes_a_persons_content_and_can_anonymise_the_account(sto
         })
         .await
         .unwrap();
+    // Their own collection goes too; the agency's stays.
+    let own = |owner_kind: &str, owner_id: &str| crate::NewCollection {
+        agency_id: person.agency_id.clone(),
+        owner_kind: owner_kind.to_owned(),
+        owner_id: owner_id.to_owned(),
+        name: "Dossiers".to_owned(),
+        description: None,
+        classification: "unclassified".to_owned(),
+        created_by: person.id.clone(),
+    };
+    let private = store.create_collection(own("person", &person.id)).await.unwrap();
+    let shared = store.create_collection(own("agency", "")).await.unwrap();
+    let upload = |collection_id: i64, body: &str| crate::NewUpload {
+        collection_id,
+        name: format!("{body}.txt"),
+        metadata: None,
+        classification: None,
+        content_hash: format!("hash-{body}"),
+        format: "text".to_owned(),
+        bytes: body.as_bytes().to_vec(),
+        created_by: person.id.clone(),
+    };
+    let document = store
+        .add_upload(upload(private.id, "mine"))
+        .await
+        .unwrap()
+        .document()
+        .clone();
+    store.add_upload(upload(shared.id, "agency")).await.unwrap();
+    let head = store.knowledge_head().await.unwrap();
     let report = store.erase_person(&person.id, false).await.unwrap();
     assert_eq!(
         (
             report.conversations,
             report.messages,
             report.feedback,
+            report.collections,
+            report.documents,
             report.account
         ),
-        (1, 2, 1, false)
+        (1, 2, 1, 1, 1, false)
+    );
+    assert!(store.get_collection(private.id).await.unwrap().is_none());
+    assert!(store.get_document(document.id).await.unwrap().is_none());
+    assert!(store.get_collection(shared.id).await.unwrap().is_some());
+    let changes = store.knowledge_changes(head, 10).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.document_id, c.op.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(document.id, "remove")]
     );
     assert!(store.get_conversation(&mine.id).await.unwrap().is_none());
     assert!(store.get_conversation(&theirs.id).await.unwrap().is_some());
