@@ -177,7 +177,9 @@ pub async fn rebuild(state: &AppState) -> Result<usize, StoreError> {
         let Some(last) = documents.last() else { break };
         after = last.id;
         for document in documents {
-            load_document(state, &mut fresh, &mut collections, document).await?;
+            if let Some((info, chunks)) = load(state, &mut collections, &document).await? {
+                fresh.insert_document(document.id, info, chunks);
+            }
         }
     }
     let count = fresh.len();
@@ -189,12 +191,13 @@ pub async fn rebuild(state: &AppState) -> Result<usize, StoreError> {
     Ok(count)
 }
 
-async fn load_document(
+/// A document and its passages as the index takes them (`None`: its
+/// collection is gone); collections are read once per batch.
+async fn load(
     state: &AppState,
-    index: &mut Index,
     collections: &mut HashMap<i64, Option<Collection>>,
-    document: Document,
-) -> Result<(), StoreError> {
+    document: &Document,
+) -> Result<Option<(DocumentInfo, Vec<IndexedChunk>)>, StoreError> {
     let collection = match collections.get(&document.collection_id) {
         Some(collection) => collection.clone(),
         None => {
@@ -204,12 +207,10 @@ async fn load_document(
         }
     };
     let Some(collection) = collection else {
-        return Ok(());
+        return Ok(None);
     };
     let chunks = state.store.list_chunks(document.id, 0, u32::MAX).await?;
-    let (info, indexed) = indexed(state, &collection, &document, chunks);
-    index.insert_document(document.id, info, indexed);
-    Ok(())
+    Ok(Some(indexed(state, &collection, document, chunks)))
 }
 
 fn level_rank(state: &AppState, level: &str) -> u8 {
@@ -306,24 +307,12 @@ pub async fn sync(state: &AppState) -> Result<usize, StoreError> {
         let mut loaded = Vec::new();
         let mut collections = HashMap::new();
         for (document_id, op) in &latest {
+            // Loaded outside the lock: only the swap is under it.
             if *op == "upsert" {
                 if let Some(document) = state.store.get_document(*document_id).await? {
-                    let mut scratch = Index::new(0);
-                    // Loaded outside the lock: only the swap is under it.
-                    let collection = match collections.get(&document.collection_id) {
-                        Some(collection) => Option::<Collection>::clone(collection),
-                        None => {
-                            let collection = state.store.get_collection(document.collection_id).await?;
-                            collections.insert(document.collection_id, collection.clone());
-                            collection
-                        }
-                    };
-                    let _ = &mut scratch;
-                    if let Some(collection) = collection {
-                        let chunks = state.store.list_chunks(document.id, 0, u32::MAX).await?;
-                        loaded.push((document.id, Some(indexed(state, &collection, &document, chunks))));
-                        continue;
-                    }
+                    let entry = load(state, &mut collections, &document).await?;
+                    loaded.push((document.id, entry));
+                    continue;
                 }
             }
             loaded.push((*document_id, None));

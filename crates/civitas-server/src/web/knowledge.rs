@@ -71,16 +71,6 @@ struct CollectionPage {
     error: Option<String>,
 }
 
-fn level_of(state: &AppState, t: Texts, id: &str) -> String {
-    state
-        .config
-        .classifications
-        .iter()
-        .find(|level| level.id == id)
-        .map(|level| level_label(level, t))
-        .unwrap_or_else(|| id.to_owned())
-}
-
 fn owner_of(t: Texts, kind: &str) -> String {
     t.get(match kind {
         "agency" => "knowledge-owner-agency",
@@ -119,7 +109,7 @@ async fn render_index(
         .map(|(collection, access)| CollectionRow {
             id: collection.id,
             owner: owner_of(t, &collection.owner_kind),
-            level: level_of(state, t, &collection.classification),
+            level: super::preview::label_of(state, t, &collection.classification),
             documents: collection.documents,
             access: access_of(t, access),
             description: collection.description.unwrap_or_default(),
@@ -299,7 +289,7 @@ async fn render_collection(
         shell: Shell::of(state, t, principal, Some(&collection.classification), "knowledge"),
         id,
         owner: owner_of(t, &collection.owner_kind),
-        level: level_of(state, t, &collection.classification),
+        level: super::preview::label_of(state, t, &collection.classification),
         access: access_of(t, access),
         can_write: access == CollectionAccess::Write,
         max_size: format!("{megabytes} MB"),

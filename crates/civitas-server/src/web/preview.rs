@@ -38,7 +38,8 @@ pub struct PreviewForm {
 /// The longest message previewed, in bytes (a reply is bounded the same).
 const MAX_PREVIEW_BYTES: usize = 256 * 1024;
 
-fn label_of(state: &AppState, t: Texts, id: &str) -> String {
+/// What a level is called, for a person (its id when unknown).
+pub(super) fn label_of(state: &AppState, t: Texts, id: &str) -> String {
     state
         .config
         .classifications
