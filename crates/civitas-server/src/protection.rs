@@ -85,6 +85,8 @@ const PURGE_BATCH: u32 = 200;
 pub struct PurgeReport {
     pub conversations: u64,
     pub usage_records: u64,
+    /// Knowledge documents, with their files and passages.
+    pub documents: u64,
 }
 
 /// Applies every agency's retention rules once: conversations last active
@@ -134,6 +136,20 @@ pub async fn purge_as_of(
                 .await;
                 report.usage_records += purged?;
             }
+            "documents" => loop {
+                let details =
+                    json!({ "record_type": "documents", "retention_days": rule.days, "before": before });
+                let (purged, _) = civitas_store::with_audit(
+                    vec![entry(details)],
+                    store.purge_documents(&rule.agency_id, before, PURGE_BATCH),
+                )
+                .await;
+                let purged = purged?;
+                report.documents += purged.len() as u64;
+                if purged.len() < PURGE_BATCH as usize {
+                    break;
+                }
+            },
             _ => {}
         }
     }
@@ -157,6 +173,7 @@ pub fn start_purge(store: Arc<dyn Store>, every_seconds: u64) -> Option<tokio::t
                     tracing::info!(
                         conversations = report.conversations,
                         usage_records = report.usage_records,
+                        documents = report.documents,
                         "retention purge"
                     );
                 }

@@ -209,6 +209,17 @@ pub trait KnowledgeStore: Send + Sync {
     /// Deletes a document with every version, passage and job.
     async fn delete_document(&self, id: i64) -> StoreResult<()>;
 
+    /// Removes up to `limit` documents of the agency's collections last
+    /// changed before `before` (ready or failed; not those uploaded by a
+    /// person on legal hold), with their files and passages, and logs
+    /// their removal for every index; returns their ids.
+    async fn purge_documents(
+        &self,
+        agency_id: &str,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<i64>>;
+
     /// Takes the oldest job that is queued, or running with an expired
     /// lease (its worker died), for `lease_seconds`.
     async fn claim_ingestion_job(

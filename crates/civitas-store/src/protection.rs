@@ -21,18 +21,19 @@ pub struct DataKeyInfo {
     pub created_at: DateTime<Utc>,
     /// When it stopped being active, was retired or destroyed.
     pub ended_at: Option<DateTime<Utc>>,
-    /// Messages and titles still sealed with it.
+    /// Messages, titles, documents, files and passages still sealed with it.
     pub sealed_rows: i64,
 }
 
 /// The kinds of record a retention rule may govern.
-pub const RETENTION_RECORD_TYPES: &[&str] = &["conversations", "usage"];
+pub const RETENTION_RECORD_TYPES: &[&str] = &["conversations", "usage", "documents"];
 
 /// How long an agency keeps one kind of record.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct RetentionRule {
     pub agency_id: String,
-    /// `conversations` (by last activity) or `usage` (request records).
+    /// `conversations` (by last activity), `usage` (request records) or
+    /// `documents` (knowledge documents, by last change).
     pub record_type: String,
     pub days: i64,
     pub updated_at: DateTime<Utc>,
@@ -93,7 +94,8 @@ pub trait DataProtectionStore {
     /// still opens what it sealed.
     async fn rotate_data_key(&self, agency_id: &str) -> StoreResult<DataKeyInfo>;
 
-    /// Re-seals up to `batch` messages or titles that are not sealed with
+    /// Re-seals up to `batch` messages, titles or knowledge rows (document
+    /// names, files, passages) that are not sealed with
     /// their agency's active key (content written before encryption
     /// included); returns how many were re-sealed (0: nothing left).
     async fn reencrypt(&self, batch: u32) -> StoreResult<u64>;

@@ -191,6 +191,137 @@ impl $store {
             .ok_or($crate::StoreError::NotFound { what: "collection" })
     }
 
+    /// Re-seals up to `batch` knowledge rows (document names, files,
+    /// passages) whose key is neither their agency's active key nor a
+    /// destroyed one; each row is written only if its key did not change
+    /// meanwhile. Returns how many were re-sealed.
+    async fn sql_reencrypt_knowledge(&self, batch: u32, stale: &str) -> $crate::StoreResult<u64> {
+        let mut resealed = 0u64;
+        let mut left = i64::from(batch);
+        let get = |error: sqlx::Error| sql_unavailable(error);
+        let documents = sqlx::query(&format!(
+            "SELECT d.id, d.name, d.metadata, d.key_id, c.agency_id FROM documents d
+             JOIN collections c ON c.id = d.collection_id WHERE {} LIMIT $1",
+            stale.replace("key_id", "d.key_id")
+        ))
+        .bind(left)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(get)?;
+        for row in &documents {
+            let id: i64 = sqlx::Row::try_get(row, "id").map_err(get)?;
+            let key_id: Option<String> = sqlx::Row::try_get(row, "key_id").map_err(get)?;
+            let agency: String = sqlx::Row::try_get(row, "agency_id").map_err(get)?;
+            let active = self.sql_sealing_key(&agency).await?;
+            let row_id = id.to_string();
+            let name_aad = $crate::crypt::field_aad("documents", &row_id, "name");
+            let metadata_aad = $crate::crypt::field_aad("documents", &row_id, "metadata");
+            let name: String = sqlx::Row::try_get(row, "name").map_err(get)?;
+            let name = active.seal(&self.sql_open_field(key_id.as_deref(), name, &name_aad).await?, &name_aad)?;
+            let metadata: Option<String> = sqlx::Row::try_get(row, "metadata").map_err(get)?;
+            let metadata = match metadata {
+                Some(value) => Some(
+                    active.seal(&self.sql_open_field(key_id.as_deref(), value, &metadata_aad).await?, &metadata_aad)?,
+                ),
+                None => None,
+            };
+            let done = sqlx::query(
+                "UPDATE documents SET name = $3, metadata = $4, key_id = $5
+                 WHERE id = $1 AND (key_id = $2 OR (key_id IS NULL AND $2 IS NULL))",
+            )
+            .bind(id)
+            .bind(&key_id)
+            .bind(name)
+            .bind(metadata)
+            .bind(&active.id)
+            .execute(&self.pool)
+            .await
+            .map_err(get)?;
+            resealed += done.rows_affected();
+        }
+        left -= documents.len() as i64;
+        if left <= 0 {
+            return Ok(resealed);
+        }
+        let files = sqlx::query(&format!(
+            "SELECT v.document_id, v.version, v.file, v.key_id, c.agency_id FROM document_versions v
+             JOIN documents d ON d.id = v.document_id JOIN collections c ON c.id = d.collection_id
+             WHERE {} LIMIT $1",
+            stale.replace("key_id", "v.key_id")
+        ))
+        .bind(left)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(get)?;
+        for row in &files {
+            let document_id: i64 = sqlx::Row::try_get(row, "document_id").map_err(get)?;
+            let version: i64 = sqlx::Row::try_get(row, "version").map_err(get)?;
+            let key_id: String = sqlx::Row::try_get(row, "key_id").map_err(get)?;
+            let agency: String = sqlx::Row::try_get(row, "agency_id").map_err(get)?;
+            let file: Vec<u8> = sqlx::Row::try_get(row, "file").map_err(get)?;
+            let aad = $crate::crypt::field_aad("document_versions", &format!("{document_id}:{version}"), "file");
+            let bytes = self.sql_data_key(&key_id).await?.open_bytes(&file, &aad)?;
+            let active = self.sql_sealing_key(&agency).await?;
+            let done = sqlx::query(
+                "UPDATE document_versions SET file = $4, key_id = $5
+                 WHERE document_id = $1 AND version = $2 AND key_id = $3",
+            )
+            .bind(document_id)
+            .bind(version)
+            .bind(&key_id)
+            .bind(active.seal_bytes(&bytes, &aad)?)
+            .bind(&active.id)
+            .execute(&self.pool)
+            .await
+            .map_err(get)?;
+            resealed += done.rows_affected();
+        }
+        left -= files.len() as i64;
+        if left <= 0 {
+            return Ok(resealed);
+        }
+        let chunks = sqlx::query(&format!(
+            "SELECT k.id, k.document_id, k.version, k.seq, k.content, k.metadata, k.vector, k.key_id, c.agency_id
+             FROM chunks k JOIN documents d ON d.id = k.document_id JOIN collections c ON c.id = d.collection_id
+             WHERE {} LIMIT $1",
+            stale.replace("key_id", "k.key_id")
+        ))
+        .bind(left)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(get)?;
+        for row in &chunks {
+            let id: i64 = sqlx::Row::try_get(row, "id").map_err(get)?;
+            let document_id: i64 = sqlx::Row::try_get(row, "document_id").map_err(get)?;
+            let version: i64 = sqlx::Row::try_get(row, "version").map_err(get)?;
+            let seq: i64 = sqlx::Row::try_get(row, "seq").map_err(get)?;
+            let key_id: String = sqlx::Row::try_get(row, "key_id").map_err(get)?;
+            let agency: String = sqlx::Row::try_get(row, "agency_id").map_err(get)?;
+            let old = self.sql_data_key(&key_id).await?;
+            let active = self.sql_sealing_key(&agency).await?;
+            let mut reseal = |field: &str| -> $crate::StoreResult<Option<String>> {
+                let value: Option<String> = sqlx::Row::try_get(row, field).map_err(get)?;
+                let aad = sql_chunk_aad(document_id, version, seq, field);
+                value.map(|value| active.seal(&old.open(&value, &aad)?, &aad)).transpose()
+            };
+            let (content, metadata, vector) = (reseal("content")?, reseal("metadata")?, reseal("vector")?);
+            let done = sqlx::query(
+                "UPDATE chunks SET content = $3, metadata = $4, vector = $5, key_id = $6 WHERE id = $1 AND key_id = $2",
+            )
+            .bind(id)
+            .bind(&key_id)
+            .bind(content)
+            .bind(metadata)
+            .bind(vector)
+            .bind(&active.id)
+            .execute(&self.pool)
+            .await
+            .map_err(get)?;
+            resealed += done.rows_affected();
+        }
+        Ok(resealed)
+    }
+
     /// Whether `job` is still this worker's and its version current;
     /// locks the job row first (SQLite's write lock with it).
     async fn sql_holds_job(
@@ -579,6 +710,46 @@ impl $crate::KnowledgeStore for $store {
         };
         Self::sql_log_change(&mut transaction, id, collection, "remove").await?;
         Self::sql_finish(transaction).await
+    }
+
+    async fn purge_documents(
+        &self,
+        agency_id: &str,
+        before: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> $crate::StoreResult<Vec<i64>> {
+        let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
+        // One statement, so a hold placed meanwhile is seen; files and
+        // passages go with their document (ON DELETE CASCADE).
+        let rows = sqlx::query(
+            "DELETE FROM documents WHERE id IN (
+                 SELECT d.id FROM documents d JOIN collections c ON c.id = d.collection_id
+                 WHERE c.agency_id = $1 AND d.updated_at < $2 AND d.status IN ('ready', 'failed')
+                   AND NOT EXISTS (SELECT 1 FROM legal_holds h
+                                   WHERE h.person_id = d.created_by AND h.released_at IS NULL)
+                 ORDER BY d.updated_at LIMIT $3)
+             RETURNING id, collection_id",
+        )
+        .bind(agency_id)
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(sql_unavailable)?;
+        let mut purged = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = sqlx::Row::try_get(row, "id").map_err(sql_unavailable)?;
+            let collection: i64 = sqlx::Row::try_get(row, "collection_id").map_err(sql_unavailable)?;
+            Self::sql_log_change(&mut transaction, id, collection, "remove").await?;
+            purged.push(id);
+        }
+        if purged.is_empty() {
+            transaction.rollback().await.map_err(sql_unavailable)?;
+            return Ok(purged);
+        }
+        $crate::audit::add_pending_detail("documents", $crate::serde_json::json!(purged));
+        Self::sql_finish(transaction).await?;
+        Ok(purged)
     }
 
     async fn claim_ingestion_job(&self, worker: &str, lease_seconds: i64) -> $crate::StoreResult<Option<$crate::IngestionJob>> {

@@ -55,7 +55,10 @@ fn sql_legal_hold_from_row(row: &$row) -> Result<$crate::LegalHold, sqlx::Error>
 
 const SQL_DATA_KEY_INFO: &str = "SELECT k.id, k.agency_id, k.state, k.master_key_id, k.created_at, k.ended_at,
         (SELECT COUNT(*) FROM messages m WHERE m.key_id = k.id)
-        + (SELECT COUNT(*) FROM conversations c WHERE c.key_id = k.id AND c.title IS NOT NULL) AS sealed_rows
+        + (SELECT COUNT(*) FROM conversations c WHERE c.key_id = k.id AND c.title IS NOT NULL)
+        + (SELECT COUNT(*) FROM documents d WHERE d.key_id = k.id)
+        + (SELECT COUNT(*) FROM document_versions v WHERE v.key_id = k.id)
+        + (SELECT COUNT(*) FROM chunks ch WHERE ch.key_id = k.id) AS sealed_rows
     FROM data_keys k";
 
 const SQL_HOLD_COLUMNS: &str = "id, agency_id, person_id, matter, reason, created_by, created_at, released_by, released_at";
@@ -375,6 +378,10 @@ impl $crate::DataProtectionStore for $store {
                     resealed += 1;
                 }
             }
+            let left = left.saturating_sub(titles.len() as u64);
+            if left > 0 {
+                resealed += self.sql_reencrypt_knowledge(u32::try_from(left).unwrap_or(batch), STALE).await?;
+            }
         }
         Ok(resealed)
     }
@@ -386,6 +393,9 @@ impl $crate::DataProtectionStore for $store {
              WHERE state = 'previous' AND ended_at < $1
                AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.key_id = data_keys.id)
                AND NOT EXISTS (SELECT 1 FROM conversations c WHERE c.key_id = data_keys.id AND c.title IS NOT NULL)
+               AND NOT EXISTS (SELECT 1 FROM documents d WHERE d.key_id = data_keys.id)
+               AND NOT EXISTS (SELECT 1 FROM document_versions v WHERE v.key_id = data_keys.id)
+               AND NOT EXISTS (SELECT 1 FROM chunks ch WHERE ch.key_id = data_keys.id)
              RETURNING id",
         )
         .bind(ended_before)

@@ -130,8 +130,8 @@ pub async fn retention(config: &Config, command: RetentionCommand) -> Result<()>
         .context("the purge failed; what it removed before is recorded")?;
     store.close().await;
     println!(
-        "removed {} conversations and {} usage records due under the retention schedules",
-        report.conversations, report.usage_records
+        "removed {} conversations, {} usage records and {} knowledge documents due under the retention schedules",
+        report.conversations, report.usage_records, report.documents
     );
     Ok(())
 }

@@ -87,7 +87,8 @@ pub async fn list_retention(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRetention {
-    /// `conversations` (by last activity) or `usage` (request records).
+    /// `conversations` (by last activity), `usage` (request records) or
+    /// `documents` (knowledge documents, by last change).
     pub record_type: String,
     /// Kept this many days (1 to 36,500).
     pub days: i64,

@@ -3,9 +3,11 @@
 //! stale workers), passages, the change log, deletion, sealing.
 
 use super::protection::RawRead;
+use chrono::Duration;
+
 use crate::{
-    CollectionChange, CollectionShare, NewAgency, NewChunk, NewCollection, NewUpload, Processed, Store,
-    StoreError, UploadOutcome,
+    CollectionChange, CollectionShare, NewAgency, NewChunk, NewCollection, NewLegalHold, NewPerson,
+    NewUpload, Processed, Store, StoreError, UploadOutcome,
 };
 
 async fn collection(store: &dyn Store, name: &str) -> crate::Collection {
@@ -342,6 +344,137 @@ pub async fn deleting_documents_and_collections_removes_everything_and_logs_it(s
         vec![(ids[0], "remove"), (ids[1], "remove")]
     );
     assert_eq!(store.knowledge_head().await.unwrap(), changes[1].seq);
+}
+
+/// Rotation moves documents, files and passages to the new key (the old
+/// one retires only then); retention removes what is due, except what a
+/// person on legal hold uploaded and what is still being ingested.
+pub async fn knowledge_follows_key_rotation_and_retention(store: &dyn Store) {
+    let collection = collection(store, "Records").await;
+    let agency = collection.agency_id.clone();
+    let person = store
+        .create_person(NewPerson {
+            agency_id: agency.clone(),
+            email: format!("archiviste-{}@example.gov", collection.id),
+            display_name: "Archiviste".to_owned(),
+            kind: "person".to_owned(),
+            status: "active".to_owned(),
+            external_id: None,
+            password_hash: None,
+        })
+        .await
+        .unwrap();
+    let ready = store
+        .add_upload(upload(collection.id, "leave.md", "rotated"))
+        .await
+        .unwrap()
+        .document()
+        .clone();
+    let job = store.claim_ingestion_job("w", 60).await.unwrap().unwrap();
+    assert!(store
+        .complete_ingestion(&job, "w", processed(&["Annual leave.", "Sick leave."]))
+        .await
+        .unwrap());
+    let key_of = |keys: &[crate::DataKeyInfo], state: &str| {
+        keys.iter()
+            .find(|key| key.agency_id == agency && key.state == state)
+            .cloned()
+            .unwrap()
+    };
+    let first = key_of(&store.list_data_keys().await.unwrap(), "active");
+    // The document's name, its file and two passages.
+    assert_eq!(first.sealed_rows, 4);
+    let second = store.rotate_data_key(&agency).await.unwrap();
+    assert!(store
+        .retire_data_keys(crate::now() + Duration::seconds(1))
+        .await
+        .unwrap()
+        .is_empty());
+    while store.reencrypt(3).await.unwrap() > 0 {}
+    let keys = store.list_data_keys().await.unwrap();
+    assert_eq!(keys.iter().find(|key| key.id == first.id).unwrap().sealed_rows, 0);
+    assert_eq!(
+        keys.iter().find(|key| key.id == second.id).unwrap().sealed_rows,
+        4
+    );
+    assert!(store
+        .retire_data_keys(crate::now() + Duration::seconds(1))
+        .await
+        .unwrap()
+        .contains(&first.id));
+    assert_eq!(
+        store.get_document(ready.id).await.unwrap().unwrap().name,
+        "leave.md"
+    );
+    assert_eq!(store.document_file(ready.id, 1).await.unwrap(), b"rotated");
+    let chunks = store.list_chunks(ready.id, 0, 10).await.unwrap();
+    assert_eq!(chunks[1].content, "Sick leave.");
+    assert_eq!(chunks[1].vector.as_deref(), Some(&[0.5, -0.25, 1.0][..]));
+
+    // Retention: the held person's upload and the queued one stay.
+    let held = store
+        .add_upload(NewUpload {
+            created_by: person.id.clone(),
+            ..upload(collection.id, "case.md", "held")
+        })
+        .await
+        .unwrap()
+        .document()
+        .clone();
+    let job = store.claim_ingestion_job("w", 60).await.unwrap().unwrap();
+    assert!(store
+        .complete_ingestion(&job, "w", processed(&["Case file."]))
+        .await
+        .unwrap());
+    let queued = store
+        .add_upload(upload(collection.id, "new.md", "queued"))
+        .await
+        .unwrap()
+        .document()
+        .clone();
+    store
+        .create_legal_hold(NewLegalHold {
+            agency_id: agency.clone(),
+            person_id: person.id.clone(),
+            matter: "Affaire 2026-204".to_owned(),
+            reason: "Contentieux".to_owned(),
+            created_by: "admin".to_owned(),
+        })
+        .await
+        .unwrap();
+    let head = store.knowledge_head().await.unwrap();
+    // Nothing is due yet a day ago, nor in another agency.
+    assert!(store
+        .purge_documents(&agency, crate::now() - Duration::days(1), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let other = crate::new_id();
+    assert!(store
+        .purge_documents(&other, crate::now() + Duration::seconds(1), 100)
+        .await
+        .unwrap()
+        .is_empty());
+    let purged = store
+        .purge_documents(&agency, crate::now() + Duration::seconds(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(purged, vec![ready.id]);
+    assert!(store.get_document(ready.id).await.unwrap().is_none());
+    assert!(store.list_chunks(ready.id, 0, 10).await.unwrap().is_empty());
+    assert!(store.get_document(held.id).await.unwrap().is_some());
+    assert!(store.get_document(queued.id).await.unwrap().is_some());
+    let changes = store.knowledge_changes(head, 10).await.unwrap();
+    assert_eq!(
+        changes
+            .iter()
+            .map(|c| (c.document_id, c.op.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(ready.id, "remove")]
+    );
+    while let Some(job) = store.claim_ingestion_job("w", 60).await.unwrap() {
+        store.fail_ingestion(&job, "w", "test", "drained").await.unwrap();
+    }
 }
 
 /// Names, metadata, passages and vectors are not stored in clear.

@@ -238,7 +238,8 @@ macro_rules! conformance_tests {
             collections_keep_their_shares_and_count_documents,
             uploads_are_versioned_deduplicated_and_ingested_once,
             a_job_whose_worker_died_is_taken_again_and_the_stale_worker_writes_nothing,
-            deleting_documents_and_collections_removes_everything_and_logs_it
+            deleting_documents_and_collections_removes_everything_and_logs_it,
+            knowledge_follows_key_rotation_and_retention
         );
     };
     (@case $make:expr, $($name:ident),*) => {
