@@ -10,7 +10,8 @@ tests/knowledge/questions.jsonl with `civitas.collections` and reports:
 - retrieval: the answer's passage is among the sources given to the model;
 - citation: the answer cites at least one source, and a cited source holds
   the answer's evidence (accuracy), and the share of cited sources that do
-  (precision);
+  (precision); by the model alone, and with the citations Civitas adds by
+  post-hoc attribution (`grounding.attributed`);
 - citations of passages that were not retrieved: numbers outside the
   sources, removed by the server (must be 0 in the text the client gets);
 - unanswerable questions: the answer says the documents do not answer.
@@ -123,6 +124,9 @@ def main():
                 return source["document_name"] == expected and any(e in normalize(source["content"]) for e in evidence)
 
             cited = [n for n in grounding.get("cited", []) if 1 <= n <= len(sources)]
+            # Citations Civitas added to sentences that cited nothing.
+            attributed = [n for n in grounding.get("attributed", []) if 1 <= n <= len(sources)]
+            every = sorted(set(cited) | set(attributed))
             outside = [int(n) for n in re.findall(r"\[(\d+)\]", text) if not 1 <= int(n) <= len(sources)]
             results.append({
                 "id": question["id"],
@@ -131,6 +135,9 @@ def main():
                 "retrieved": any(supports(s) for s in sources),
                 "cited": cited,
                 "cited_supporting": [n for n in cited if supports(sources[n - 1])],
+                "attributed": attributed,
+                "every_cited": every,
+                "every_supporting": [n for n in every if supports(sources[n - 1])],
                 "removed_citations": grounding.get("invalid_citations", []),
                 "outside_in_text": outside,
                 "declined": bool(DECLINE.search(text)),
@@ -139,7 +146,7 @@ def main():
                 "answer": text,
             })
             r = results[-1]
-            print(f"{r['id']}: retrieved={r['retrieved']} cited={r['cited']} supporting={r['cited_supporting']} declined={r['declined']} ({r['seconds']} s)", flush=True)
+            print(f"{r['id']}: retrieved={r['retrieved']} cited={r['cited']} attributed={r['attributed']} supporting={r['every_supporting']} declined={r['declined']} ({r['seconds']} s)", flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -155,6 +162,10 @@ def main():
         "citation_accuracy": sum(bool(r["cited_supporting"]) for r in answerable) / max(1, len(answerable)),
         "citation_accuracy_when_retrieved": sum(bool(r["cited_supporting"]) for r in answerable if r["retrieved"]) / max(1, sum(r["retrieved"] for r in answerable)),
         "citation_precision": sum(len(r["cited_supporting"]) for r in answerable) / max(1, cited_total),
+        "with_attribution_answers_citing": sum(bool(r["every_cited"]) for r in answerable) / max(1, len(answerable)),
+        "with_attribution_citation_accuracy": sum(bool(r["every_supporting"]) for r in answerable) / max(1, len(answerable)),
+        "with_attribution_citation_precision": sum(len(r["every_supporting"]) for r in answerable)
+        / max(1, sum(len(r["every_cited"]) for r in answerable)),
         "citations_removed": sum(len(r["removed_citations"]) for r in results),
         "citations_outside_in_text": sum(len(r["outside_in_text"]) for r in results),
         "unanswerable": len(unanswerable),

@@ -50,9 +50,18 @@ pub struct Grounding {
 }
 
 const INSTRUCTION: &str = "You answer questions from civil servants using only the numbered sources below. \
-After each statement, cite its source number in square brackets, like [1]. \
+After each statement, cite its source number in square brackets. \
+For example, if source [2] says that staff may telework three days a week, write: \
+\"Staff may telework up to three days a week [2].\" \
 If the sources do not contain the answer, say that the documents provided do not answer the question; never guess. \
 Answer in the language of the question.";
+
+/// The cosine similarity below which a passage found only by meaning (no
+/// shared word) is not a source.
+const MIN_SIMILARITY: f32 = 0.25;
+
+/// The most collections one question may be asked of.
+pub const MAX_COLLECTIONS: usize = 20;
 
 /// The words of the question: the last message of the person.
 fn question(request: &ChatCompletionRequest) -> Option<String> {
@@ -77,10 +86,10 @@ pub async fn ground(
     let Some(options) = request.civitas.take() else {
         return Ok(None);
     };
-    if options.collections.is_empty() {
+    if options.collections.is_empty() || options.collections.len() > MAX_COLLECTIONS {
         return Err(ApiError::invalid(
             "civitas.collections",
-            "name at least one collection to answer from",
+            format!("name between 1 and {MAX_COLLECTIONS} collections to answer from"),
         ));
     }
     let k = options.k.unwrap_or(5);
@@ -111,7 +120,9 @@ pub async fn ground(
             k: k as usize,
             rrf_k: 60.0,
             fusion: civitas_knowledge::Fusion::DEFAULT,
-            score_threshold: None,
+            // A passage only near in meaning must be near enough: a
+            // question the collections do not speak of finds nothing.
+            score_threshold: Some(MIN_SIMILARITY),
         },
     )
     .await?;
@@ -206,6 +217,40 @@ pub async fn ground(
     Ok(Some(Grounding { sources, level }))
 }
 
+impl Grounding {
+    /// Each source's number and passage.
+    pub fn numbered(&self) -> Vec<(usize, &str)> {
+        self.sources
+            .iter()
+            .map(|source| (source.index, source.content.as_str()))
+            .collect()
+    }
+}
+
+/// A stored answer written from `sources` (as kept in its metadata): only
+/// citations of them remain, and sentences that cite nothing are
+/// attributed where one source holds most of their words.
+pub fn checked_answer(text: &str, sources: &Value) -> String {
+    let numbered: Vec<(usize, &str)> = sources
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .filter_map(|source| {
+                    Some((
+                        usize::try_from(source["index"].as_u64()?).ok()?,
+                        source["content"].as_str()?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if numbered.is_empty() {
+        return text.to_owned();
+    }
+    let (checked, _, _) = check_citations(text, numbered.len());
+    attribute(&checked, &numbered).0
+}
+
 /// The level a grounded request runs at: the higher of `level` and its
 /// sources'.
 pub fn raised_level(state: &AppState, level: &str, grounding: &Grounding) -> String {
@@ -270,6 +315,91 @@ pub fn check_citations(text: &str, count: usize) -> (String, BTreeSet<usize>, BT
     }
     out.push_str(rest);
     (out, cited, invalid)
+}
+
+/// The smallest share of a sentence's terms a source must hold for the
+/// sentence to be attributed to it.
+const ATTRIBUTION_OVERLAP: f32 = 0.6;
+
+/// Post-hoc attribution: each sentence of `text` that cites nothing and
+/// whose terms (at least three) are mostly found in one source gets that
+/// source's number, before its closing punctuation. `sources` are the
+/// numbered passages the answer was written from. Returns the text and
+/// the numbers added: a citation added here always names a retrieved
+/// passage, which holds most of the sentence's words.
+pub fn attribute(text: &str, sources: &[(usize, &str)]) -> (String, BTreeSet<usize>) {
+    let analyzer = civitas_knowledge::analyze::Analyzer::default();
+    let source_terms: Vec<(usize, std::collections::HashSet<String>)> = sources
+        .iter()
+        .map(|(number, content)| (*number, analyzer.query_terms(content).into_iter().collect()))
+        .collect();
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut added = BTreeSet::new();
+    for sentence in sentences(text) {
+        let body = sentence.trim_end();
+        let cites = !check_citations(body, usize::MAX).1.is_empty();
+        let terms = analyzer.query_terms(body);
+        let best = (!cites && terms.len() >= 3)
+            .then(|| {
+                source_terms
+                    .iter()
+                    .map(|(number, known)| {
+                        let found = terms.iter().filter(|term| known.contains(*term)).count();
+                        (*number, found as f32 / terms.len() as f32)
+                    })
+                    .filter(|(_, share)| *share >= ATTRIBUTION_OVERLAP)
+                    .fold(None, |best: Option<(usize, f32)>, (number, share)| match best {
+                        Some((_, top)) if top >= share => best,
+                        _ => Some((number, share)),
+                    })
+            })
+            .flatten();
+        match best {
+            Some((number, _)) => {
+                let end = body.trim_end_matches(['.', '!', '?', ';', ':', '。']).len();
+                out.push_str(&body[..end]);
+                out.push_str(&format!(" [{number}]"));
+                out.push_str(&sentence[end..]);
+                added.insert(number);
+            }
+            None => out.push_str(sentence),
+        }
+    }
+    (out, added)
+}
+
+/// `text` cut after each sentence's end (`.`, `!` or `?` before a space or
+/// the end) and each line, with nothing lost: the pieces join back to it.
+fn sentences(text: &str) -> Vec<&str> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        let next = chars.peek().map(|(_, next)| *next);
+        let ends = c == '\n'
+            || (matches!(c, '.' | '!' | '?') && next.is_none_or(char::is_whitespace) && {
+                // An initial ("J. Smith") does not end a sentence.
+                let word = text[start..at]
+                    .rsplit(char::is_whitespace)
+                    .next()
+                    .unwrap_or_default();
+                word.chars().count() > 1
+            });
+        if ends {
+            // Keep the spaces after the end with this piece.
+            let mut end = at + c.len_utf8();
+            while let Some((_, space)) = chars.peek().filter(|(_, space)| *space == ' ') {
+                end += space.len_utf8();
+                chars.next();
+            }
+            pieces.push(&text[start..end]);
+            start = end;
+        }
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
 }
 
 /// The answer when nothing was retrieved: said plainly, no model asked.
@@ -343,18 +473,22 @@ pub async fn attach(response: Response, grounding: &Grounding) -> Response {
     };
     let mut cited = BTreeSet::new();
     let mut invalid = BTreeSet::new();
+    let mut attributed = BTreeSet::new();
     if let Some(choices) = value["choices"].as_array_mut() {
         for choice in choices {
             if let Some(content) = choice["message"]["content"].as_str() {
                 let (checked, numbers, removed) = check_citations(content, grounding.sources.len());
-                choice["message"]["content"] = Value::String(checked);
+                let (attributed_text, added) = attribute(&checked, &grounding.numbered());
+                choice["message"]["content"] = Value::String(attributed_text);
                 cited.extend(numbers);
                 invalid.extend(removed);
+                attributed.extend(added);
             }
         }
     }
     value["sources"] = sources;
-    value["grounding"] = json!({"supported": true, "cited": cited, "invalid_citations": invalid});
+    value["grounding"] = json!({"supported": true, "cited": cited, "attributed": attributed,
+                                "invalid_citations": invalid});
     let mut response = axum::Json(value).into_response();
     for (name, header) in parts.headers.iter() {
         if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::CONTENT_TYPE {
@@ -366,7 +500,52 @@ pub async fn attach(response: Response, grounding: &Grounding) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::check_citations;
+    use super::{attribute, check_citations, sentences};
+
+    #[test]
+    fn sentences_cut_at_their_ends_and_lose_nothing() {
+        let text = "Leave is 25 days. J. Smith approves it!\n- Carry over 5 days\nAsk HR? Yes.";
+        let pieces = sentences(text);
+        assert_eq!(
+            pieces,
+            vec![
+                "Leave is 25 days. ",
+                "J. Smith approves it!",
+                "\n",
+                "- Carry over 5 days\n",
+                "Ask HR? ",
+                "Yes."
+            ]
+        );
+        assert_eq!(pieces.concat(), text);
+    }
+
+    #[test]
+    fn uncited_sentences_are_attributed_to_the_source_holding_their_words() {
+        let sources = [
+            (1, "Annual leave: each employee has 25 days of paid leave per year."),
+            (
+                2,
+                "Telework: full-time staff may telework up to three days per week with their manager's approval.",
+            ),
+            (3, "Les agents peuvent reporter cinq jours de congé sur l'année suivante."),
+        ];
+        let (text, added) = attribute(
+            "Full-time staff may telework up to three days per week. The canteen opens at noon. \
+             Employees have 25 days of paid leave [1].\nLes agents peuvent reporter cinq jours.",
+            &sources,
+        );
+        assert_eq!(
+            text,
+            "Full-time staff may telework up to three days per week [2]. The canteen opens at noon. \
+             Employees have 25 days of paid leave [1].\nLes agents peuvent reporter cinq jours [3]."
+        );
+        assert_eq!(added.into_iter().collect::<Vec<_>>(), vec![2, 3]);
+        // Too few words to tell, or nothing shared: left alone.
+        let (text, added) = attribute("Yes. Nothing here matches anything at all.", &sources);
+        assert_eq!(text, "Yes. Nothing here matches anything at all.");
+        assert!(added.is_empty());
+    }
 
     #[test]
     fn only_retrieved_sources_remain_citations() {

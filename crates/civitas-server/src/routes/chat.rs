@@ -619,9 +619,11 @@ fn message_metadata(tool_calls: Option<Value>, generation: Option<Value>) -> Opt
     (!object.is_empty()).then(|| Value::Object(object).to_string())
 }
 
-/// An answer's metadata with the sources it was given.
+/// An answer with the sources it was given in its metadata; only their
+/// numbers remain citations, and uncited sentences are attributed.
 fn with_sources(mut reply: NewMessage, sources: Option<&Value>) -> NewMessage {
     if let Some(sources) = sources {
+        reply.content = crate::grounding::checked_answer(&reply.content, sources);
         let mut object = reply
             .metadata
             .as_deref()
