@@ -406,13 +406,10 @@ test('knowledge: the demo handbook is there; a collection takes several files, s
   await page.click('button[type="submit"]:has-text("Upload")');
   await page.getByText('appeals.md: queued.').waitFor();
   await page.getByText(/tool\.exe: .*cannot be ingested/).waitFor();
-  // The document becomes ready (the page is reloaded until it is).
-  for (let i = 0; i < 60; i += 1) {
-    if (await page.getByRole('cell', { name: 'Ready' }).count()) break;
-    await page.waitForTimeout(500);
-    await page.reload();
-  }
-  await page.getByRole('cell', { name: 'Ready' }).waitFor();
+  // The document becomes ready and the page shows it without a reload;
+  // the change is announced.
+  await page.getByRole('cell', { name: 'Ready' }).waitFor({ timeout: 60_000 });
+  assert.match(await page.locator('#documents-status').innerText(), /appeals\.md: Ready/);
   await accessible(page, 'knowledge-collection');
 
   // The same search through the API with the session's cookie.
@@ -449,7 +446,8 @@ test('chat from a collection: the answer comes with its numbered sources, each o
     await page.waitForTimeout(500);
   }
   await page.goto(`${base}/`);
-  await page.selectOption('#collection', { label: 'Agency handbook (demo)' });
+  await page.locator('label.usa-checkbox__label', { hasText: 'Agency handbook (demo)' }).click();
+  assert.ok(await page.getByLabel('Agency handbook (demo)').isChecked());
   await page.fill('#content', 'How many days per week may a full-time employee telework?');
   await page.click('#new-form button[data-send]');
   // The tiny model of the tests writes up to 400 tokens after reading the sources.
@@ -461,9 +459,32 @@ test('chat from a collection: the answer comes with its numbered sources, each o
   assert.match(await items.first().locator('summary').innerText(), /^\[1\] en-telework\.md/);
   await items.first().locator('summary').click();
   assert.match(await items.first().locator('blockquote').innerText(), /telework/i);
+  // The source opens beside the answer; Escape closes it and gives the
+  // focus back.
+  const show = page.getByRole('button', { name: 'Show [1] beside the answer' }).last();
+  await show.click();
+  const panel = page.locator('#source-panel');
+  await panel.waitFor();
+  assert.match(await panel.locator('h2').innerText(), /^\[1\] en-telework\.md/);
+  assert.match(await panel.locator('blockquote').innerText(), /telework/i);
+  await accessible(page, 'chat-source-panel');
+  await page.keyboard.press('Escape');
+  await panel.waitFor({ state: 'hidden' });
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), 'Show [1] beside the answer');
+  // A citation in the answer opens its source there too.
+  const cite = page.locator('a.civitas-cite').first();
+  if (await cite.count()) {
+    await cite.click();
+    await panel.waitFor();
+    await page.keyboard.press('Escape');
+  }
   // The choice stays with the conversation for the next question.
-  assert.equal(await page.locator('#reply-collection option:checked').innerText(), 'Agency handbook (demo)');
+  assert.ok(await page.getByLabel('Agency handbook (demo)').isChecked());
   await accessible(page, 'chat-grounded');
+  // A question none of the passages speaks of: said so, no model asked.
+  await page.fill('#content', 'Zyxwvut qwertyuiop plover?');
+  await page.click('#reply-form button[data-send]');
+  await page.getByText('None of the chosen collections holds a passage about this question').waitFor({ timeout: 30_000 });
   noCspViolation(blocked);
   await context.close();
 });

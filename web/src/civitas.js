@@ -402,21 +402,106 @@
       });
     });
     root.querySelectorAll("form[data-stream]").forEach(streamForm);
-    // A citation opens its source's passage and moves focus to it.
+    root.querySelectorAll("button[data-source]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { openSource(button.closest("li"), button); });
+    });
+    // A citation opens its source's passage in the side panel.
     root.querySelectorAll("a.civitas-cite").forEach(function (link) {
-      link.addEventListener("click", function () {
+      link.addEventListener("click", function (event) {
         var target = document.getElementById(link.getAttribute("href").slice(1));
-        var details = target && target.querySelector("details");
-        if (!details) return;
-        details.open = true;
-        var summary = details.querySelector("summary");
-        if (summary) summary.focus();
+        if (!target) return;
+        event.preventDefault();
+        openSource(target, link);
       });
     });
+  }
+
+  // The side panel showing one source: its title (document, section,
+  // page) and passage. Focus moves to it and back to the citation when it
+  // closes (its button or Escape).
+  var sourcePanel = null;
+  var sourceOpener = null;
+
+  function closeSource() {
+    if (!sourcePanel || sourcePanel.hidden) return;
+    sourcePanel.hidden = true;
+    if (sourceOpener) sourceOpener.focus();
+    sourceOpener = null;
+  }
+
+  function openSource(item, opener) {
+    if (!sourcePanel) {
+      sourcePanel = document.createElement("aside");
+      sourcePanel.id = "source-panel";
+      sourcePanel.className = "civitas-source-panel";
+      sourcePanel.setAttribute("aria-labelledby", "source-panel-title");
+      sourcePanel.tabIndex = -1;
+      var head = element("div", "civitas-source-panel__head", "");
+      var label = element("p", "civitas-source-panel__label", say("sourceLabel"));
+      var title = element("h2", "civitas-source-panel__title", "");
+      title.id = "source-panel-title";
+      var close = element("button", "usa-button usa-button--outline civitas-source-panel__close", say("sourceClose"));
+      close.type = "button";
+      close.addEventListener("click", closeSource);
+      head.appendChild(label);
+      head.appendChild(title);
+      sourcePanel.appendChild(head);
+      sourcePanel.appendChild(element("blockquote", "civitas-passage civitas-source-panel__passage", ""));
+      sourcePanel.appendChild(close);
+      sourcePanel.addEventListener("keydown", function (event) {
+        if (event.key === "Escape") closeSource();
+      });
+      document.body.appendChild(sourcePanel);
+    }
+    var summary = item.querySelector("summary");
+    var passage = item.querySelector("blockquote");
+    sourcePanel.querySelector("h2").textContent = summary ? summary.textContent : "";
+    sourcePanel.querySelector("blockquote").textContent = passage ? passage.textContent : "";
+    sourceOpener = opener;
+    sourcePanel.hidden = false;
+    sourcePanel.focus();
+  }
+
+  // A collection's documents refresh themselves while some are queued or
+  // being processed; each change of status is announced.
+  function refreshDocuments(region) {
+    var status = document.getElementById("documents-status");
+    var statuses = function (root) {
+      var seen = {};
+      root.querySelectorAll("tbody tr").forEach(function (row) {
+        var name = row.querySelector("th");
+        var cell = row.querySelector("td");
+        if (name && cell) seen[name.textContent] = cell.textContent.trim();
+      });
+      return seen;
+    };
+    var poll = function () {
+      window.setTimeout(function () {
+        fetch(region.dataset.url, { credentials: "same-origin" }).then(function (response) {
+          return response.ok ? response.text() : null;
+        }).then(function (html) {
+          if (html === null) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("documents");
+          if (!fresh) return;
+          var before = statuses(region);
+          region.innerHTML = fresh.innerHTML;
+          region.dataset.refresh = fresh.dataset.refresh;
+          var after = statuses(region);
+          var changed = Object.keys(after).filter(function (name) { return before[name] !== after[name]; })
+            .map(function (name) { return name + ": " + after[name]; });
+          if (status && changed.length) status.textContent = changed.join(". ");
+          if (region.dataset.refresh === "true") poll();
+        }, function () { poll(); });
+      }, 2000);
+    };
+    poll();
   }
 
   if (window.fetch && window.TextDecoder && window.FormData) {
     document.querySelectorAll("form[data-temporary]").forEach(temporaryForm);
     enhance(document);
+    var documents = document.getElementById("documents");
+    if (documents && documents.dataset.refresh === "true" && window.DOMParser) refreshDocuments(documents);
   }
 })();

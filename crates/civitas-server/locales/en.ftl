@@ -416,6 +416,7 @@ records-retention-heading = Retention schedule
 records-retention-intro = Older records are removed by the purge, except those of people under a legal hold. Leave a field empty to keep that kind of record indefinitely.
 records-retention-conversations = Conversations, days after their last activity
 records-retention-usage = Usage records, days after the request
+records-retention-documents = Knowledge documents, days after their last change
 records-retention-hint = A whole number of days, 1 to 36500; empty keeps them.
 records-retention-save = Save the schedule
 records-error-days = Enter a whole number of days from 1 to 36500, or leave it empty.
@@ -503,9 +504,11 @@ knowledge-deleted = The document was deleted.
 knowledge-name-required = Give the collection a name.
 
 # Grounded answers in the chat
-collection-label = Answer from a collection
-collection-hint = The answer then cites the collection's passages; each number opens its source.
-collection-none = No collection (the model alone)
+collection-label = Answer from collections
+collection-hint = Choose none to ask the model alone. With collections, the answer cites their passages; each number opens its source.
+sources-none-answer = None of the chosen collections holds a passage about this question, so I cannot answer it from them. Try other words, or other collections.
+source-panel-open = Show [{ $number }] beside the answer
+source-panel-close = Close the source
+source-panel-label = Source
 sources-heading = Sources
-sources-none = No passage of the collection matched this question.
 source-page = page { $page }

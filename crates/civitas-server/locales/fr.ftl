@@ -416,6 +416,7 @@ records-retention-heading = Durées de conservation
 records-retention-intro = Les relevés plus anciens sont supprimés par la purge, sauf ceux des personnes sous conservation pour contentieux. Laissez un champ vide pour conserver ce type de relevé sans limite.
 records-retention-conversations = Conversations, jours après leur dernière activité
 records-retention-usage = Relevés d'usage, jours après la requête
+records-retention-documents = Documents des collections, jours après leur dernière modification
 records-retention-hint = Un nombre entier de jours, de 1 à 36500 ; vide : conservés.
 records-retention-save = Enregistrer les durées
 records-error-days = Saisissez un nombre entier de jours de 1 à 36500, ou laissez vide.
@@ -503,9 +504,11 @@ knowledge-deleted = Le document a été supprimé.
 knowledge-name-required = Donnez un nom à la collection.
 
 # Grounded answers in the chat
-collection-label = Répondre à partir d'une collection
-collection-hint = La réponse cite alors les passages de la collection ; chaque numéro ouvre sa source.
-collection-none = Aucune collection (le modèle seul)
+collection-label = Répondre à partir de collections
+collection-hint = N'en cochez aucune pour interroger le modèle seul. Avec des collections, la réponse cite leurs passages ; chaque numéro ouvre sa source.
+sources-none-answer = Aucune des collections choisies ne contient de passage sur cette question : je ne peux donc pas y répondre à partir d'elles. Essayez d'autres mots ou d'autres collections.
+source-panel-open = Afficher [{ $number }] à côté de la réponse
+source-panel-close = Fermer la source
+source-panel-label = Source
 sources-heading = Sources
-sources-none = Aucun passage de la collection ne correspond à cette question.
 source-page = page { $page }

@@ -766,3 +766,166 @@ async fn replicas_index_what_the_other_ingested_and_forget_what_it_deleted() {
     second.shutdown().await;
     first.shutdown().await;
 }
+
+/// The workspace asks a question of several collections at once; the
+/// choice stays with the conversation and with an edited question; a
+/// question none of them speaks of is answered plainly without a model;
+/// documents past their agency's retention leave the store and the index.
+#[tokio::test]
+async fn the_workspace_asks_several_collections_and_retention_reaches_the_index() {
+    let Some(app) = spawn_app_with(AppOptions {
+        embeddings: false,
+        tweak: std::sync::Arc::new(|config| config.models.max_output_tokens = 48),
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let key = civitas_test_support::TEST_KEY;
+    let mut collections = Vec::new();
+    for (name, file, text) in [
+        ("HR", "leave.md", LEAVE),
+        (
+            "IT",
+            "passwords.md",
+            "# Passwords\n\nA password is changed every 180 days and has at least 14 characters.\n",
+        ),
+    ] {
+        let created = json_of(
+            app.call(
+                Method::POST,
+                "/v1/collections",
+                key,
+                Some(&json!({"name": name, "visibility": "public"})),
+            )
+            .await,
+            201,
+        )
+        .await;
+        let id = created["id"].as_i64().unwrap();
+        let uploaded = json_of(upload(&app, key, id, file, text.as_bytes(), &[]).await, 201).await;
+        let document = uploaded["id"].as_i64().unwrap();
+        assert_eq!(settled(&app, key, document).await["status"], "ready");
+        collections.push((id, document));
+    }
+    let (hr, it) = (collections[0].0.to_string(), collections[1].0.to_string());
+    let agency = app.default_agency().await;
+    let group = app.new_group(&agency, "staff", &[&app.model]).await;
+    app.new_person(
+        &agency,
+        "agent@example.gov",
+        &["member"],
+        &[&group],
+        Some("Vélo-rouge-sous-la-pluie"),
+    )
+    .await;
+    let session =
+        civitas_test_support::browser::sign_in(&app, "agent@example.gov", "Vélo-rouge-sous-la-pluie").await;
+    let created = session
+        .post(
+            &app,
+            "/c",
+            &[
+                ("model", &app.model),
+                ("classification", "unclassified"),
+                ("collection", &hr),
+                ("collection", &it),
+                ("collection", "not-an-id"),
+                (
+                    "content",
+                    "How many days of unused annual leave may be carried over?",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(created.status(), 303, "{}", created.text().await.unwrap());
+    let location = created.headers()["location"].to_str().unwrap().to_owned();
+    let id = location
+        .trim_start_matches("/c/")
+        .split('#')
+        .next()
+        .unwrap()
+        .to_owned();
+    let checked = |page: &str, collection: &str| {
+        page.contains(&format!(
+            "id=\"collection-{collection}\" type=\"checkbox\" name=\"collection\" value=\"{collection}\" checked"
+        ))
+    };
+    let page = session.get(&app, &format!("/c/{id}")).await.text().await.unwrap();
+    assert!(checked(&page, &hr) && checked(&page, &it), "both stay chosen");
+    assert!(page.contains("leave.md"), "the sources are listed");
+    // Edited and sent again: asked of the same collections.
+    let edited = session
+        .post(
+            &app,
+            &format!("/c/{id}/edit"),
+            &[("content", "How long must a password be?")],
+        )
+        .await;
+    assert_eq!(edited.status(), 303);
+    let page = session.get(&app, &format!("/c/{id}")).await.text().await.unwrap();
+    assert!(checked(&page, &hr) && checked(&page, &it), "the edit keeps them");
+    assert!(page.contains("passwords.md"), "{page}");
+    // Nothing in the collections speaks of it: said so, no model asked.
+    let replied = session
+        .post(
+            &app,
+            &format!("/c/{id}/reply"),
+            &[("collection", &hr), ("content", "zyxwv qwrtp")],
+        )
+        .await;
+    assert_eq!(replied.status(), 303);
+    let page = session.get(&app, &format!("/c/{id}")).await.text().await.unwrap();
+    assert!(
+        page.contains("None of the chosen collections holds a passage about this question"),
+        "{page}"
+    );
+    assert!(checked(&page, &hr) && !checked(&page, &it));
+
+    // Retention: documents last changed more than a day ago go, from the
+    // store and from the search.
+    let rule = json_of(
+        app.call(
+            Method::PUT,
+            &format!("/api/admin/agencies/{agency}/retention"),
+            key,
+            Some(&json!({"record_type": "documents", "days": 1})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(rule["record_type"], "documents");
+    let report = civitas_server::protection::purge_as_of(
+        app.store.as_ref(),
+        civitas_store::now() + chrono::Duration::days(2),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.documents, 2);
+    let gone = app
+        .call(
+            Method::GET,
+            &format!("/v1/documents/{}", collections[0].1),
+            key,
+            None,
+        )
+        .await;
+    assert_eq!(gone.status(), 404);
+    let mut hits = Vec::new();
+    for _ in 0..100 {
+        hits = search(
+            &app,
+            key,
+            json!({"prompt": "annual leave carried over", "method": "lexical"}),
+        )
+        .await;
+        if hits.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(hits.is_empty(), "{hits:?}");
+    app.shutdown().await;
+}

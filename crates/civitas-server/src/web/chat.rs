@@ -84,8 +84,6 @@ pub struct MessageView {
     pub comment: String,
     /// The numbered sources of a grounded answer.
     pub sources: Vec<SourceView>,
-    /// Asked of a collection (even if nothing was found).
-    pub grounded: bool,
 }
 
 /// A source of a grounded answer, which its citation opens.
@@ -97,16 +95,15 @@ pub struct SourceView {
     pub content: String,
 }
 
-/// The sources kept with an answer, and whether it was grounded at all.
-fn sources_of(t: Texts, message_id: &str, metadata: Option<&str>) -> (Vec<SourceView>, bool) {
+/// The sources kept with an answer.
+fn sources_of(t: Texts, message_id: &str, metadata: Option<&str>) -> Vec<SourceView> {
     let Some(value) = metadata.and_then(|text| serde_json::from_str::<Value>(text).ok()) else {
-        return (Vec::new(), false);
+        return Vec::new();
     };
     let Some(list) = value["sources"].as_array() else {
-        return (Vec::new(), false);
+        return Vec::new();
     };
-    let sources = list
-        .iter()
+    list.iter()
         .map(|source| {
             let number = source["index"].as_u64().unwrap_or(0) as usize;
             let mut title = source["document_name"].as_str().unwrap_or_default().to_owned();
@@ -130,8 +127,7 @@ fn sources_of(t: Texts, message_id: &str, metadata: Option<&str>) -> (Vec<Source
                 content: source["content"].as_str().unwrap_or_default().to_owned(),
             }
         })
-        .collect();
-    (sources, true)
+        .collect()
 }
 
 /// Citations `[n]` of retrieved sources become links to them; others are
@@ -173,8 +169,8 @@ pub struct ConversationView {
     pub created: String,
     pub can_delete: bool,
     pub messages: Vec<MessageView>,
-    /// The collection the last question was asked of.
-    pub collection: Option<i64>,
+    /// The collections the last question was asked of.
+    pub collections: Vec<i64>,
 }
 
 #[derive(Template)]
@@ -189,7 +185,7 @@ struct ChatPage {
     current: Option<ConversationView>,
     models: Vec<Choice>,
     levels: Vec<Choice>,
-    /// Collections the person may ask of (first: none).
+    /// Collections the person may ask of (none chosen: the model alone).
     collections: Vec<Choice>,
     temporary: bool,
     error: Option<String>,
@@ -379,7 +375,7 @@ pub fn view(
         level,
         created: t.datetime(conversation.created_at),
         can_delete: can_delete(state, conversation),
-        collection: asked_collections(messages).and_then(|ids| ids.first().copied()),
+        collections: asked_collections(messages).unwrap_or_default(),
         messages: visible
             .into_iter()
             .map(|message| {
@@ -390,10 +386,10 @@ pub fn view(
                     (None, false)
                 };
                 let given = feedback.iter().find(|given| given.message_id == message.id);
-                let (sources, grounded) = if assistant {
+                let sources = if assistant {
                     sources_of(t, &message.id, message.metadata.as_deref())
                 } else {
-                    (Vec::new(), false)
+                    Vec::new()
                 };
                 let html = markdown::render(&message.content, remote_images);
                 MessageView {
@@ -415,7 +411,6 @@ pub fn view(
                     rating: given.map_or(0, |given| given.rating),
                     comment: given.and_then(|given| given.comment.clone()).unwrap_or_default(),
                     sources,
-                    grounded,
                 }
             })
             .collect(),
@@ -438,31 +433,26 @@ struct PageParts {
     status: StatusCode,
 }
 
-/// The collections a question may be asked of; the one the conversation's
-/// last question used is chosen.
+/// The collections a question may be asked of; those the conversation's
+/// last question used are chosen.
 async fn collection_choices(
     state: &AppState,
-    t: Texts,
     principal: &Principal,
     current: Option<&ConversationView>,
 ) -> Vec<Choice> {
-    let used = current.and_then(|current| current.collection);
-    let mut choices = vec![Choice {
-        value: String::new(),
-        label: t.get("collection-none"),
-        selected: used.is_none(),
-    }];
-    for (collection, _) in crate::knowledge::readable_collections(state, principal)
+    let used = current
+        .map(|current| current.collections.as_slice())
+        .unwrap_or_default();
+    crate::knowledge::readable_collections(state, principal)
         .await
         .unwrap_or_default()
-    {
-        choices.push(Choice {
+        .into_iter()
+        .map(|(collection, _)| Choice {
             value: collection.id.to_string(),
-            selected: used == Some(collection.id),
+            selected: used.contains(&collection.id),
             label: collection.name,
-        });
-    }
-    choices
+        })
+        .collect()
 }
 
 async fn render_chat(
@@ -503,7 +493,7 @@ async fn render_chat(
         .as_ref()
         .map(|current| current.title.clone())
         .unwrap_or_else(|| t.get("chat-new-title"));
-    let collections = collection_choices(state, t, principal, parts.current.as_ref()).await;
+    let collections = collection_choices(state, principal, parts.current.as_ref()).await;
     let chat = ChatPage {
         t,
         shell: Shell::of(state, t, principal, parts.current_level.as_deref(), "chat"),
@@ -716,38 +706,68 @@ fn completion_request<'a>(
     })
 }
 
-/// The metadata of a question asked of a collection (`collection` is its
-/// id as the form sent it; anything else means none).
-fn collections_metadata(collection: &str) -> Option<String> {
-    let id = collection.trim().parse::<i64>().ok()?;
-    Some(json!({ "collections": [id] }).to_string())
+/// A posted question form: its fields as `T`, and the collections to
+/// answer from apart (one `collection` checkbox each, so the field
+/// repeats; values that are not ids are ignored).
+pub struct AskForm<T> {
+    form: T,
+    collections: Vec<i64>,
+}
+
+impl<S, T> axum::extract::FromRequest<S> for AskForm<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let mut fields = serde_json::Map::new();
+        let mut collections = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(&body) {
+            if name == "collection" {
+                if let Ok(id) = value.trim().parse::<i64>() {
+                    if !collections.contains(&id) {
+                        collections.push(id);
+                    }
+                }
+            } else {
+                fields.insert(name.into_owned(), Value::String(value.into_owned()));
+            }
+        }
+        let form = serde_json::from_value(Value::Object(fields))
+            .map_err(|_| (StatusCode::UNPROCESSABLE_ENTITY, "the form is incomplete").into_response())?;
+        Ok(Self { form, collections })
+    }
+}
+
+/// The metadata of a question asked of `collections` (none: no metadata).
+fn collections_metadata(collections: &[i64]) -> Option<String> {
+    (!collections.is_empty()).then(|| json!({ "collections": collections }).to_string())
+}
+
+/// The collections a question was asked of.
+fn collections_of(message: &civitas_store::Message) -> Vec<i64> {
+    message
+        .metadata
+        .as_deref()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .and_then(|metadata| {
+            metadata["collections"]
+                .as_array()
+                .map(|ids| ids.iter().filter_map(Value::as_i64).collect())
+        })
+        .unwrap_or_default()
 }
 
 /// The collections the last question was asked of, if any.
 fn asked_collections(messages: &[civitas_store::Message]) -> Option<Vec<i64>> {
     let last = messages.iter().rev().find(|message| message.role == "user")?;
-    let metadata: Value = serde_json::from_str(last.metadata.as_deref()?).ok()?;
-    let collections: Vec<i64> = metadata["collections"]
-        .as_array()?
-        .iter()
-        .filter_map(Value::as_i64)
-        .collect();
+    let collections = collections_of(last);
     (!collections.is_empty()).then_some(collections)
-}
-
-/// What the model is told when no passage was found: say so.
-fn no_sources_message() -> civitas_types::openai::ChatMessage {
-    civitas_types::openai::ChatMessage {
-        role: civitas_types::openai::Role::System,
-        content: Some(civitas_types::openai::MessageContent::Text(
-            "No passage of the selected collections matches this question. Say that the documents provided do not \
-             answer it, in the language of the question, and do not answer from memory."
-                .to_owned(),
-        )),
-        name: None,
-        tool_calls: None,
-        tool_call_id: None,
-    }
 }
 
 /// Runs one completion for the workspace under the person's limits.
@@ -851,7 +871,9 @@ async fn generate(
             "data_protection": decision,
         });
         let mut metadata = json!({ "generation": generation });
+        let mut content = content;
         if let Some(sources) = sources {
+            content = crate::grounding::checked_answer(&content, &sources);
             metadata["sources"] = sources;
         }
         let reply = NewMessage {
@@ -905,8 +927,9 @@ async fn answer(
             .map(|message| (message.role.as_str(), message.content.as_str())),
         stream,
     );
-    // The person's question asked to be answered from a collection: the
+    // The person's question asked to be answered from collections: the
     // sources go before the conversation and are kept with the answer.
+    // With none found, the answer says so and no model is asked.
     let mut request = request;
     let mut sources = None;
     if let (Ok(asked), Some(collections)) = (&mut request, asked_collections(&messages)) {
@@ -916,12 +939,10 @@ async fn answer(
             method: None,
         });
         match crate::grounding::ground(state, principal, asked).await {
-            Ok(Some(grounding)) => {
-                if grounding.sources.is_empty() {
-                    asked.messages.insert(0, no_sources_message());
-                }
-                sources = Some(json!(grounding.sources));
+            Ok(Some(grounding)) if grounding.sources.is_empty() => {
+                return unsupported(state, t, principal, conversation, ticket, stream, &request_id).await;
             }
+            Ok(Some(grounding)) => sources = Some(json!(grounding.sources)),
             Ok(None) => {}
             Err(error) => request = Err(error),
         }
@@ -962,6 +983,46 @@ async fn answer(
         }
         Err(error) => fail(state, t, principal, conversation, stream, &error, &request_id).await,
     }
+}
+
+/// The answer to a question none of its collections speaks of: said
+/// plainly and kept like any answer, without asking a model.
+async fn unsupported(
+    state: &AppState,
+    t: Texts,
+    principal: &Principal,
+    conversation: &Conversation,
+    ticket: GenerationTicket,
+    stream: bool,
+    request_id: &str,
+) -> Response {
+    let reply = NewMessage {
+        role: "assistant".to_owned(),
+        content: t.get("sources-none-answer"),
+        metadata: Some(json!({ "sources": [], "grounding": { "supported": false } }).to_string()),
+    };
+    let stored = state.store.append_messages(&conversation.id, vec![reply]).await;
+    drop(ticket);
+    if let Err(error) = stored {
+        return fail(
+            state,
+            t,
+            principal,
+            conversation,
+            stream,
+            &ApiError::storage(error),
+            request_id,
+        )
+        .await;
+    }
+    if stream {
+        let mut response = (StatusCode::OK, Json(json!({ "done": true }))).into_response();
+        if let Ok(value) = HeaderValue::from_str(&conversation.id) {
+            response.headers_mut().insert("x-civitas-conversation-id", value);
+        }
+        return response;
+    }
+    Redirect::to(&format!("/c/{}#latest", conversation.id)).into_response()
 }
 
 /// An error while answering: JSON for the script, the page with an alert
@@ -1023,9 +1084,6 @@ fn question(content: &str) -> Option<String> {
 #[derive(Debug, Deserialize)]
 pub struct NewForm {
     csrf_token: String,
-    /// A collection to answer from (its id), or empty.
-    #[serde(default)]
-    collection: String,
     #[serde(default)]
     model: String,
     #[serde(default)]
@@ -1038,7 +1096,7 @@ pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    Form(form): Form<NewForm>,
+    AskForm { form, collections }: AskForm<NewForm>,
 ) -> Response {
     let t = negotiate(&headers);
     let stream = wants_stream(&headers);
@@ -1088,7 +1146,7 @@ pub async fn create(
             vec![NewMessage {
                 role: "user".to_owned(),
                 content,
-                metadata: collections_metadata(&form.collection),
+                metadata: collections_metadata(&collections),
             }],
         )
         .await;
@@ -1142,9 +1200,6 @@ async fn render_new_with_error(
 
 #[derive(Debug, Deserialize)]
 pub struct ContentForm {
-    /// A collection to answer from (its id), or empty.
-    #[serde(default)]
-    collection: String,
     csrf_token: String,
     #[serde(default)]
     content: String,
@@ -1197,7 +1252,7 @@ pub async fn reply(
     headers: HeaderMap,
     Path(id): Path<String>,
     Extension(RequestId(request_id)): Extension<RequestId>,
-    Form(form): Form<ContentForm>,
+    AskForm { form, collections }: AskForm<ContentForm>,
 ) -> Response {
     let acting = match acting(&state, &headers, &id, &form.csrf_token, &request_id).await {
         Ok(acting) => acting,
@@ -1235,7 +1290,7 @@ pub async fn reply(
             vec![NewMessage {
                 role: "user".to_owned(),
                 content,
-                metadata: collections_metadata(&form.collection),
+                metadata: collections_metadata(&collections),
             }],
         )
         .await;
@@ -1374,12 +1429,13 @@ async fn answer_again(
             .ok_or_else(|| ApiError::invalid("content", "nothing to answer"))?;
         let (from, replacement) = match question {
             None => (last.seq + 1, Vec::new()),
+            // The edited question is asked of the same collections.
             Some(content) => (
                 last.seq,
                 vec![NewMessage {
                     role: "user".to_owned(),
                     content,
-                    metadata: None,
+                    metadata: collections_metadata(&collections_of(last)),
                 }],
             ),
         };
