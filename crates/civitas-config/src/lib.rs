@@ -35,9 +35,12 @@ pub struct Config {
     /// Classification levels, lowest first: the banner of every page and
     /// the level of each conversation.
     pub classifications: Vec<ClassificationLevel>,
-    /// Remote OpenAI-compatible inference servers, each serving the model
+    /// Remote inference servers (deployments), each serving the model
     /// names it lists through Civitas.
     pub providers: Vec<ProviderConfig>,
+    /// How requests are spread over the deployments of a model: retries,
+    /// cool-down, and a strategy per model.
+    pub gateway: GatewayConfig,
     /// Prices per model, for cost budgets and usage reports.
     pub prices: Vec<PriceConfig>,
     /// OpenID Connect identity providers for single sign-on, each bound to
@@ -150,6 +153,7 @@ impl Default for Config {
             knowledge: KnowledgeConfig::default(),
             classifications: default_classifications(),
             providers: Vec::new(),
+            gateway: GatewayConfig::default(),
             prices: Vec::new(),
             oidc: Vec::new(),
         }
@@ -427,20 +431,59 @@ pub struct PriceConfig {
     pub output_per_million: f64,
 }
 
-/// One `[[providers]]` entry.
+/// The API a provider speaks.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// OpenAI's chat completions: OpenAI, vLLM, Ollama, TGI, llama.cpp
+    /// server, Albert/OpenGateLLM, another Civitas.
+    #[default]
+    Openai,
+    /// Azure OpenAI: `{base_url}/openai/deployments/{model}/chat/completions
+    /// ?api-version=...` with an `api-key` header; the model name is the
+    /// deployment's.
+    Azure,
+    /// Anthropic's Messages API, translated to and from OpenAI's shapes.
+    Anthropic,
+}
+
+/// One `[[providers]]` entry: a deployment serving some models.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// A name for logs and `owned_by`.
+    /// A name for logs, routes and `owned_by`.
     pub name: String,
-    /// Base URL of its OpenAI-compatible API, e.g. `http://10.0.0.5:8000/v1`.
+    /// `openai` (default), `azure` or `anthropic`.
+    #[serde(default)]
+    pub kind: ProviderKind,
+    /// Base URL of its API, e.g. `http://10.0.0.5:8000/v1`,
+    /// `https://agency.openai.azure.us`, `https://api.anthropic.com/v1`.
     pub base_url: String,
     /// Where its API key is read from (`env::NAME` or `file::PATH`); empty
     /// when it needs none.
     #[serde(default)]
     pub api_key: String,
-    /// Model names it serves.
+    /// Model names it serves, as Civitas calls them.
     pub models: Vec<String>,
+    /// The provider's own name for a model, where it differs
+    /// (`"llama-70b" = "meta-llama/Llama-3.1-70B-Instruct"`; Azure: the
+    /// deployment).
+    #[serde(default)]
+    pub model_map: std::collections::BTreeMap<String, String>,
+    /// Azure OpenAI's `api-version`.
+    #[serde(default = "default_azure_api_version")]
+    pub api_version: String,
+    /// Tokens its models take in (prompt and answer), when known: shown in
+    /// `/v1/models`.
+    #[serde(default)]
+    pub context_length: Option<u32>,
+    /// Share of the traffic under the `weighted` strategy.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Seconds to wait for the answer to begin (its status line); past
+    /// them the attempt counts as failed and the next one is tried.
+    #[serde(default = "default_first_byte_timeout")]
+    pub first_byte_timeout_seconds: u64,
     /// Allow loopback and private addresses (the agency's own servers).
     #[serde(default)]
     pub allow_internal: bool,
@@ -465,6 +508,102 @@ pub struct ProviderConfig {
 
 fn default_provider_timeout() -> u64 {
     300
+}
+
+fn default_first_byte_timeout() -> u64 {
+    60
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+fn default_azure_api_version() -> String {
+    "2024-10-21".to_owned()
+}
+
+impl Default for ProviderConfig {
+    fn default() -> Self {
+        ProviderConfig {
+            name: String::new(),
+            kind: ProviderKind::default(),
+            base_url: String::new(),
+            api_key: String::new(),
+            models: Vec::new(),
+            model_map: std::collections::BTreeMap::new(),
+            api_version: default_azure_api_version(),
+            context_length: None,
+            weight: default_weight(),
+            first_byte_timeout_seconds: default_first_byte_timeout(),
+            allow_internal: false,
+            timeout_seconds: default_provider_timeout(),
+            pseudonymize: true,
+            accreditation: String::new(),
+            jurisdiction: String::new(),
+        }
+    }
+}
+
+/// How a model's deployments share its requests.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RouteStrategy {
+    /// In the order listed; the next one only when one fails.
+    #[default]
+    Failover,
+    /// At random, in proportion to each provider's `weight`.
+    Weighted,
+    /// The one with the fewest requests in flight.
+    LeastBusy,
+    /// The one whose answers began soonest lately (moving average).
+    LowestLatency,
+}
+
+/// One `[[gateway.routes]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// The model name clients ask for.
+    pub model: String,
+    #[serde(default)]
+    pub strategy: RouteStrategy,
+    /// Provider names, in order; empty: every provider serving the model,
+    /// in the order of `[[providers]]`.
+    #[serde(default)]
+    pub deployments: Vec<String>,
+}
+
+/// `[gateway]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// Attempts after the first, on another deployment when there is one,
+    /// after a connection error, a timeout before the answer began, 429
+    /// or 5xx — never once an answer has begun to reach the client.
+    pub retries: u32,
+    /// Back-off before a retry: this many milliseconds, doubled each
+    /// time, with full jitter.
+    pub retry_backoff_ms: u64,
+    /// Failures in a row after which a deployment is cooled down.
+    pub cooldown_after_failures: u32,
+    /// Seconds a cooled-down deployment takes no traffic; then one request
+    /// probes it, and it takes traffic again if that succeeds.
+    pub cooldown_seconds: u64,
+    /// A strategy and order per model; models without a route fail over
+    /// in the order of `[[providers]]`.
+    pub routes: Vec<RouteConfig>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            retries: 2,
+            retry_backoff_ms: 100,
+            cooldown_after_failures: 3,
+            cooldown_seconds: 30,
+            routes: Vec::new(),
+        }
+    }
 }
 
 /// `[server]`
@@ -850,6 +989,25 @@ impl Config {
             if provider.timeout_seconds == 0 {
                 return Err(invalid("providers.timeout_seconds", "must be at least 1"));
             }
+            if provider.first_byte_timeout_seconds == 0 {
+                return Err(invalid(
+                    "providers.first_byte_timeout_seconds",
+                    "must be at least 1",
+                ));
+            }
+            if let Some(name) = provider
+                .model_map
+                .keys()
+                .find(|name| !provider.models.contains(name))
+            {
+                return Err(invalid(
+                    "providers.model_map",
+                    format!(
+                        "provider `{}` maps `{name}`, which is not one of its models",
+                        provider.name
+                    ),
+                ));
+            }
             if !provider.accreditation.is_empty()
                 && !self
                     .classifications
@@ -865,6 +1023,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_routes()?;
         self.validate_classifications()?;
         if !self.data_protection.master_key.is_empty() {
             SecretLocation::parse(&self.data_protection.master_key)
@@ -926,6 +1085,47 @@ impl Config {
         }
         if self.logging.format != "text" && self.logging.format != "json" {
             return Err(invalid("logging.format", "must be `text` or `json`"));
+        }
+        Ok(())
+    }
+
+    fn validate_routes(&self) -> Result<(), ConfigError> {
+        let mut routed = std::collections::HashSet::new();
+        for route in &self.gateway.routes {
+            if !routed.insert(route.model.as_str()) {
+                return Err(invalid(
+                    "gateway.routes.model",
+                    format!("`{}` has more than one route", route.model),
+                ));
+            }
+            let serving: Vec<&str> = self
+                .providers
+                .iter()
+                .filter(|provider| provider.models.contains(&route.model))
+                .map(|provider| provider.name.as_str())
+                .collect();
+            if serving.is_empty() {
+                return Err(invalid(
+                    "gateway.routes.model",
+                    format!("no provider serves `{}`", route.model),
+                ));
+            }
+            if let Some(name) = route
+                .deployments
+                .iter()
+                .find(|name| !serving.contains(&name.as_str()))
+            {
+                return Err(invalid(
+                    "gateway.routes.deployments",
+                    format!("`{name}` is not a provider serving `{}`", route.model),
+                ));
+            }
+        }
+        if self.gateway.cooldown_after_failures == 0 {
+            return Err(invalid("gateway.cooldown_after_failures", "must be at least 1"));
+        }
+        if self.gateway.retries > 10 {
+            return Err(invalid("gateway.retries", "must be at most 10"));
         }
         Ok(())
     }
@@ -1216,6 +1416,49 @@ mod tests {
         .unwrap();
         let error = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(error.contains("providers.base_url"), "{error}");
+    }
+
+    #[test]
+    fn routes_name_deployments_that_serve_their_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("civitas.toml");
+        let providers = "[[providers]]\nname = \"a\"\nkind = \"azure\"\nbase_url = \"https://a.example\"\nmodels = [\"big\"]\n\
+            model_map = { big = \"gpt-4o-prod\" }\n\
+            [[providers]]\nname = \"b\"\nkind = \"anthropic\"\nbase_url = \"https://b.example/v1\"\nmodels = [\"big\", \"small\"]\n";
+        let write = |routes: &str| std::fs::write(&path, format!("{providers}{routes}")).unwrap();
+        write(
+            "[[gateway.routes]]\nmodel = \"big\"\nstrategy = \"least-busy\"\ndeployments = [\"b\", \"a\"]\n",
+        );
+        let config = Config::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(config.providers[0].kind, ProviderKind::Azure);
+        assert_eq!(config.gateway.routes[0].strategy, RouteStrategy::LeastBusy);
+        assert_eq!(config.gateway.retries, 2);
+        for (routes, key) in [
+            (
+                "[[gateway.routes]]\nmodel = \"small\"\ndeployments = [\"a\"]\n",
+                "gateway.routes.deployments",
+            ),
+            ("[[gateway.routes]]\nmodel = \"huge\"\n", "gateway.routes.model"),
+            (
+                "[[gateway.routes]]\nmodel = \"big\"\nstrategy = \"random\"\n",
+                "strategy",
+            ),
+            (
+                "[gateway]\ncooldown_after_failures = 0\n",
+                "gateway.cooldown_after_failures",
+            ),
+        ] {
+            write(routes);
+            let error = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
+            assert!(error.contains(key), "{routes}: {error}");
+        }
+        std::fs::write(
+            &path,
+            "[[providers]]\nname = \"a\"\nbase_url = \"https://a.example\"\nmodels = [\"big\"]\nmodel_map = { other = \"x\" }\n",
+        )
+        .unwrap();
+        let error = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("providers.model_map"), "{error}");
     }
 
     #[test]

@@ -144,21 +144,33 @@ impl HttpClient {
         })
     }
 
-    /// POSTs a JSON body after the policy check; the response is returned
-    /// unread so that it can be streamed.
-    pub async fn post_json(
+    /// POSTs a JSON body with `headers` (a provider's credentials) after
+    /// the policy check; the response is returned unread.
+    pub async fn post_json_with(
         &self,
         url: &str,
-        bearer: Option<&str>,
+        headers: &[(&'static str, String)],
         body: &impl serde::Serialize,
     ) -> Result<reqwest::Response, HttpClientError> {
-        let parsed = url::Url::parse(url).map_err(|error| HttpClientError::InvalidUrl(error.to_string()))?;
-        self.policy.check(&parsed).await?;
-        let mut request = self.inner.post(parsed).json(body);
-        if let Some(token) = bearer {
-            request = request.bearer_auth(token);
+        let mut request = self.inner.post(self.checked(url).await?).json(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
         request.send().await.map_err(transport)
+    }
+
+    /// GETs a URL with `headers` after the policy check; the body is
+    /// bounded.
+    pub async fn get_with(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<Answer, HttpClientError> {
+        let mut request = self.inner.get(self.checked(url).await?);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        self.answer(request).await
     }
 
     /// POSTs `body` as `content_type` after the policy check, with an

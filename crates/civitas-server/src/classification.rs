@@ -245,6 +245,41 @@ pub enum History {
     Stored,
 }
 
+/// The texts of `request` whose markings count.
+fn texts_of(request: &ChatCompletionRequest, history: History) -> Vec<String> {
+    request
+        .messages
+        .iter()
+        .filter(|message| {
+            history == History::Client || message.role != civitas_types::openai::Role::Assistant
+        })
+        .filter_map(|message| message.content.as_ref().map(|content| content.text()))
+        .collect()
+}
+
+/// Whether `provider` may receive `request` at `level` (nothing is
+/// recorded: [`clear`] records a refusal).
+pub fn allows(
+    state: &AppState,
+    principal: &Principal,
+    level: &str,
+    request: &ChatCompletionRequest,
+    history: History,
+    provider: &RemoteProvider,
+) -> bool {
+    let texts = texts_of(request, history);
+    assess(
+        state,
+        principal,
+        level,
+        texts.iter().map(String::as_str),
+        &request.model,
+        Some(provider),
+    )
+    .refusal
+    .is_none()
+}
+
 /// Clears `request`, at `level`, for the model that will answer it (a
 /// remote `provider`, or the local model when `None`); a refusal is
 /// recorded.
@@ -257,14 +292,7 @@ pub async fn clear(
     history: History,
     provider: Option<&RemoteProvider>,
 ) -> Result<Cleared, ApiError> {
-    let texts: Vec<String> = request
-        .messages
-        .iter()
-        .filter(|message| {
-            history == History::Client || message.role != civitas_types::openai::Role::Assistant
-        })
-        .filter_map(|message| message.content.as_ref().map(|content| content.text()))
-        .collect();
+    let texts = texts_of(request, history);
     let assessment = assess(
         state,
         principal,

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     pub param: Option<String>,
     pub retry_after_seconds: Option<u64>,
+    /// The status a remote provider answered, when the error is its.
+    pub upstream_status: Option<u16>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             retry_after_seconds: None,
+            upstream_status: None,
         }
     }
 
@@ -95,7 +98,8 @@ pub struct ErrorMarker(pub ApiError);
 impl ApiError {
     /// The response body for `request_id`.
     pub fn to_response(&self, request_id: &str) -> Response {
-        let body = ErrorBody::new(self.code, self.message.clone(), self.param.clone(), request_id);
+        let mut body = ErrorBody::new(self.code, self.message.clone(), self.param.clone(), request_id);
+        body.error.upstream_status = self.upstream_status;
         let status =
             StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, axum::Json(body)).into_response();

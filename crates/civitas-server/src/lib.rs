@@ -9,6 +9,7 @@
 //! caller may do is decided by `civitas_identity::policy` through the
 //! extractors of [`auth`] in each handler's signature.
 
+pub mod anthropic;
 pub mod audit;
 pub mod auth;
 pub mod break_glass;
@@ -16,6 +17,7 @@ pub mod classification;
 pub mod energy;
 pub mod error;
 pub mod extract;
+pub mod gateway;
 pub mod generations;
 pub mod grounding;
 pub mod identity_cache;
@@ -390,12 +392,14 @@ impl Application {
             .embedder
             .as_ref()
             .map_or(0, |embedder| embedder.dimensions());
+        let gateway = Arc::new(gateway::Gateway::new(&config, &models.providers));
         let state = AppState {
             config: Arc::new(config),
             store,
             chat: models.chat,
             embedder: models.embedder,
             providers: Arc::new(models.providers),
+            gateway,
             sso: Arc::new(sso),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             knowledge: Arc::new(knowledge::Knowledge::new(
@@ -544,6 +548,7 @@ mod tests {
             chat: None,
             embedder: None,
             providers: Arc::new(Vec::new()),
+            gateway: Arc::new(gateway::Gateway::default()),
             sso: Arc::new(Vec::new()),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
             knowledge: Arc::new(knowledge::Knowledge::new(

@@ -24,6 +24,13 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub provider: String,
+    /// `answered`, `refused` (a 4xx about the request) or `failed`.
+    pub outcome: String,
+}
+
 /// Every metric Civitas exports.
 pub struct Metrics {
     registry: Registry,
@@ -42,6 +49,8 @@ pub struct Metrics {
     pub trace_spans_dropped: Gauge<i64, AtomicI64>,
     /// Time to chain and insert audit records (inside their transaction).
     pub audit_append: Histogram,
+    /// Attempts on remote deployments, by outcome.
+    upstream_attempts: Family<UpstreamLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -117,6 +126,12 @@ impl Default for Metrics {
             "Trace spans dropped because the collector could not keep up",
             trace_spans_dropped.clone(),
         );
+        let upstream_attempts = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_attempts",
+            "Attempts on remote deployments: answered, refused (a 4xx about the request) or failed (retried)",
+            upstream_attempts.clone(),
+        );
         let audit_append = Histogram::new([
             0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
         ]);
@@ -130,6 +145,7 @@ impl Default for Metrics {
             audit_checkpoint_unix,
             trace_spans_dropped,
             audit_append,
+            upstream_attempts,
             requests,
             latency,
             time_to_first_token,
@@ -144,6 +160,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts one attempt on a remote deployment.
+    pub fn upstream_attempt(&self, provider: &str, outcome: &str) {
+        self.upstream_attempts
+            .get_or_create(&UpstreamLabels {
+                provider: provider.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
     /// The text exposition, with gauges read from the engine now.
     pub fn render(&self, engine: Option<&ChatEngine>) -> String {
         if let Some(engine) = engine {

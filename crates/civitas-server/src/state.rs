@@ -20,6 +20,8 @@ pub struct AppState {
     pub chat: Option<Arc<ChatEngine>>,
     pub embedder: Option<Arc<Embedder>>,
     pub providers: Arc<Vec<Arc<crate::providers::RemoteProvider>>>,
+    /// How requests are routed over the providers' deployments.
+    pub gateway: Arc<crate::gateway::Gateway>,
     /// OpenID providers for single sign-on.
     pub sso: Arc<Vec<Arc<crate::sso::SsoProvider>>>,
     /// Embeddings computed at once (each uses one core).

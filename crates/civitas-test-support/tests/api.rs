@@ -696,6 +696,7 @@ fn provider_for(
         pseudonymize: true,
         accreditation: String::new(),
         jurisdiction: String::new(),
+        ..civitas_config::ProviderConfig::default()
     }
 }
 
@@ -757,18 +758,22 @@ async fn chat_is_forwarded_to_a_remote_provider() {
         direct["choices"][0]["message"]["content"].as_str().unwrap()
     );
 
-    // The provider's refusal comes back as a 502 that says what it said.
+    // The provider's refusal comes back as such, with its status and words.
     body["stream"] = json!(false);
     body["temperature"] = json!(7);
-    let refused = error_of(gateway.post_json("/v1/chat/completions", &body).await, 502).await;
-    assert_eq!(refused["code"], "upstream_error");
-    assert!(refused["message"].as_str().unwrap().contains("400"), "{refused}");
+    let refused = error_of(gateway.post_json("/v1/chat/completions", &body).await, 400).await;
+    assert_eq!(refused["code"], "upstream_rejected");
+    assert_eq!(refused["upstream_status"], 400);
+    assert!(
+        refused["message"].as_str().unwrap().contains("temperature"),
+        "{refused}"
+    );
     gateway.shutdown().await;
     upstream.shutdown().await;
 }
 
 #[tokio::test]
-async fn internal_addresses_need_allow_internal_and_dead_providers_answer_502() {
+async fn internal_addresses_need_allow_internal_and_dead_providers_answer_503() {
     let Some(upstream) = spawn_app().await else { return };
     let keys = tempfile::tempdir().unwrap();
     let mut dead = provider_for(&upstream, keys.path(), true);
@@ -788,11 +793,11 @@ async fn internal_addresses_need_allow_internal_and_dead_providers_answer_502() 
         return;
     };
     let body = chat_body(&gateway, "hello");
-    let refused = error_of(gateway.post_json("/v1/chat/completions", &body).await, 502).await;
-    assert_eq!(refused["code"], "upstream_error");
+    let refused = error_of(gateway.post_json("/v1/chat/completions", &body).await, 503).await;
+    assert_eq!(refused["code"], "upstream_unavailable");
     let mut body = body;
     body["model"] = json!("dead-model");
-    let unreachable = error_of(gateway.post_json("/v1/chat/completions", &body).await, 502).await;
+    let unreachable = error_of(gateway.post_json("/v1/chat/completions", &body).await, 503).await;
     assert!(unreachable["message"]
         .as_str()
         .unwrap()

@@ -69,6 +69,7 @@ async fn personal_data_leaves_as_placeholders_and_comes_back() {
         pseudonymize,
         accreditation: accreditation.to_owned(),
         jurisdiction: String::new(),
+        ..civitas_config::ProviderConfig::default()
     };
     let Some(gateway) = spawn_app_with(AppOptions {
         local_model: false,

@@ -143,8 +143,19 @@ error_codes! {
     ShuttingDown => ("shutting_down", "server_error", 503),
     /// The database could not complete the request.
     StorageUnavailable => ("storage_unavailable", "server_error", 503),
-    /// A remote provider could not be reached or answered with an error.
+    /// A remote provider answered with an error (its status is in
+    /// `upstream_status`), or an answer that could not be read.
     UpstreamError => ("upstream_error", "server_error", 502),
+    /// No deployment of the model could be reached, or all are cooling
+    /// down after failures; retry after `Retry-After`.
+    UpstreamUnavailable => ("upstream_unavailable", "server_error", 503),
+    /// The provider's answer did not begin in time.
+    UpstreamTimeout => ("upstream_timeout", "server_error", 504),
+    /// The provider is limiting requests (429); retry after `Retry-After`.
+    UpstreamRateLimited => ("upstream_rate_limited", "rate_limit_error", 429),
+    /// The provider refused the request as invalid (its 4xx status and
+    /// message are given).
+    UpstreamRejected => ("upstream_rejected", "invalid_request_error", 400),
     /// Something unexpected happened; the request id locates it in the logs.
     InternalError => ("internal_error", "server_error", 500),
     /// The uploaded file is of a type that cannot be ingested (or is not
@@ -167,6 +178,9 @@ pub struct ErrorDetail {
     pub param: Option<String>,
     pub code: String,
     pub request_id: String,
+    /// The HTTP status a remote provider answered, when the error is its.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_status: Option<u16>,
 }
 
 impl ErrorBody {
@@ -183,6 +197,7 @@ impl ErrorBody {
                 param,
                 code: code.as_str().to_owned(),
                 request_id: request_id.into(),
+                upstream_status: None,
             },
         }
     }

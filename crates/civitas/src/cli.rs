@@ -86,6 +86,9 @@ pub enum Command {
     /// The search indexes of the running replicas.
     #[command(subcommand)]
     Index(IndexCommand),
+    /// The remote deployments of `[[providers]]`.
+    #[command(subcommand)]
+    Providers(ProvidersCommand),
     /// Print the OpenAPI 3.1 document of the HTTP API (JSON), generated
     /// from the code; the committed copy is docs/openapi.json.
     Openapi,
@@ -142,6 +145,21 @@ pub enum IndexCommand {
         /// of embedding model or chunking): queued for the servers.
         #[arg(long)]
         reingest: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Check each deployment: reachable, credential accepted, and a
+    /// one-token completion of each of its models; prints a table and
+    /// exits non-zero if any check failed.
+    Test {
+        /// Only this provider.
+        #[arg(long)]
+        name: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 

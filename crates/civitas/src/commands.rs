@@ -56,6 +56,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             wait,
         } => crate::ingest::ingest(&config, &paths, &collection, &agency, wait).await,
         Command::Index(command) => crate::ingest::index(&config, command).await,
+        Command::Providers(command) => crate::providers::run(&config, command).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             println!("database is up to date ({})", store.backend());

@@ -8,6 +8,7 @@ mod data_keys;
 mod identity;
 mod ingest;
 mod protect;
+mod providers;
 
 use std::process::ExitCode;
 

@@ -248,3 +248,110 @@ fn admin_create_refuses_weak_passwords_and_keys_are_created_listed_and_revoked()
         .unwrap();
     assert!(stderr(&nobody).contains("nobody has"), "{}", stderr(&nobody));
 }
+
+/// A tiny OpenAI-compatible server on a thread: `/v1/models` and a
+/// one-token completion, for the key `good-key` only.
+fn tiny_upstream() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                head.push(line.trim().to_lowercase());
+                line.clear();
+            }
+            let length = head
+                .iter()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let authorized = head.iter().any(|line| line == "authorization: bearer good-key");
+            let (status, answer) = if !authorized {
+                (
+                    "401 Unauthorized",
+                    r#"{"error":{"message":"bad key"}}"#.to_owned(),
+                )
+            } else if head[0].starts_with("get /v1/models") {
+                ("200 OK", r#"{"object":"list","data":[]}"#.to_owned())
+            } else {
+                (
+                    "200 OK",
+                    r#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"OK"},"finish_reason":"length"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}"#.to_owned(),
+                )
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    format!("http://{address}/v1")
+}
+
+#[test]
+fn providers_test_checks_each_deployment_and_fails_when_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = tiny_upstream();
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/v1", listener.local_addr().unwrap())
+    };
+    let config = dir.path().join("civitas.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[providers]]\nname = \"vllm\"\nbase_url = \"{upstream}\"\napi_key = \"env::GOOD_KEY\"\nmodels = [\"big\"]\nallow_internal = true\n\
+             [[providers]]\nname = \"wrong-key\"\nbase_url = \"{upstream}\"\napi_key = \"env::BAD_KEY\"\nmodels = [\"big\"]\nallow_internal = true\n\
+             [[providers]]\nname = \"gone\"\nbase_url = \"{closed}\"\nmodels = [\"big\"]\nallow_internal = true\n"
+        ),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        civitas(dir.path())
+            .env("GOOD_KEY", "good-key")
+            .env("BAD_KEY", "bad-key")
+            .args(["--config", config.to_str().unwrap(), "providers", "test"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = run(&[]);
+    assert!(!output.status.success());
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    let row = |name: &str| {
+        table
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} in {table}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("vllm")[..6], ["vllm", "openai", "big", "yes", "yes", "yes"]);
+    assert_eq!(
+        row("wrong-key")[..6],
+        ["wrong-key", "openai", "big", "yes", "NO", "NO"]
+    );
+    assert_eq!(row("gone")[..6], ["gone", "openai", "big", "NO", "?", "NO"]);
+    assert!(
+        stderr(&output).contains("2 of 3 checks failed"),
+        "{}",
+        stderr(&output)
+    );
+    // One provider, as JSON: it passes.
+    let output = run(&["--name", "vllm", "--json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(rows[0]["completion"], true);
+    assert!(rows[0]["milliseconds"].is_u64());
+    let output = run(&["--name", "nobody"]);
+    assert!(stderr(&output).contains("no provider named `nobody`"));
+}

@@ -891,8 +891,7 @@ fn served_and_allowed(
     principal: &civitas_identity::Principal,
     model: &str,
 ) -> Result<(), ApiError> {
-    let served = state.chat.iter().any(|engine| engine.info().name == model)
-        || state.providers.iter().any(|provider| provider.serves(model));
+    let served = state.chat.iter().any(|engine| engine.info().name == model) || state.gateway.serves(model);
     if !served {
         return Err(model_not_found(model));
     }
@@ -925,22 +924,6 @@ pub async fn run(
         .clone()
         .filter(|engine| engine.info().name == request.model);
     let Some(engine) = local else {
-        let provider = state
-            .providers
-            .iter()
-            .find(|provider| provider.serves(&request.model))
-            .cloned()
-            .ok_or_else(|| model_not_found(&request.model))?;
-        let cleared = crate::classification::clear(
-            &state,
-            principal,
-            &request_id,
-            level,
-            &request,
-            history,
-            Some(&provider),
-        )
-        .await?;
         let forwarded = crate::routes::remote::Forwarded {
             caller,
             request_id,
@@ -948,7 +931,8 @@ pub async fn run(
             started_at,
             decision: None,
         };
-        return crate::routes::remote::forward_chat(state, provider, request, forwarded, cleared).await;
+        return crate::routes::remote::forward_chat(state, principal, level, history, request, forwarded)
+            .await;
     };
     if state.shutting_down.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ApiError::new(

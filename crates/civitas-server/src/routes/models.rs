@@ -22,8 +22,11 @@ pub fn served_models(state: &AppState) -> Vec<ModelObject> {
             .iter()
             .map(|model| (model.clone(), provider.name.clone()))
     });
+    // A model with several deployments is listed once, owned by the first.
+    let mut seen = std::collections::HashSet::new();
     local
         .chain(remote)
+        .filter(|(id, _)| seen.insert(id.clone()))
         .map(|(id, owned_by)| ModelObject {
             id,
             object: "model".to_owned(),

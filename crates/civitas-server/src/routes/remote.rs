@@ -13,9 +13,13 @@ use civitas_types::ErrorCode;
 use futures::StreamExt;
 use serde_json::Value;
 
+use civitas_config::ProviderKind;
+use civitas_identity::Principal;
+
 use crate::error::ApiError;
+use crate::gateway::Candidates;
 use crate::middleware::Caller;
-use crate::providers::RemoteProvider;
+use crate::providers::{Availability, InFlight, RemoteProvider, SendError};
 use crate::recorder::HandlerRecords;
 use crate::state::AppState;
 
@@ -58,20 +62,6 @@ async fn record(
             forwarded.decision.clone(),
         )
         .await;
-}
-
-/// Records a failed forward and answers 502 `upstream_error`.
-async fn upstream_failure(state: &AppState, forwarded: &Forwarded, model: &str, message: String) -> Response {
-    record(
-        state,
-        forwarded,
-        model,
-        502,
-        (0, 0),
-        Some(ErrorCode::UpstreamError),
-    )
-    .await;
-    marked(ApiError::new(ErrorCode::UpstreamError, message).into_response())
 }
 
 fn marked(mut response: Response) -> Response {
@@ -220,14 +210,137 @@ impl StreamRestorer {
     }
 }
 
-/// Forwards `request` to `provider` and relays its answer, streamed or not.
+/// Rewrites a server-sent event stream as it passes: Anthropic's events
+/// into completion chunks, placeholders back into values.
+pub trait SseTransform: Send {
+    /// What the events completed by `bytes` become.
+    fn feed(&mut self, bytes: &[u8]) -> String;
+    /// What is left when the upstream ends.
+    fn end(&mut self) -> String;
+}
+
+impl SseTransform for StreamRestorer {
+    fn feed(&mut self, bytes: &[u8]) -> String {
+        StreamRestorer::feed(self, bytes)
+    }
+
+    fn end(&mut self) -> String {
+        StreamRestorer::end(self)
+    }
+}
+
+/// One attempt on a deployment that got no usable answer.
+#[derive(Debug)]
+struct Failure {
+    code: ErrorCode,
+    message: String,
+    upstream_status: Option<u16>,
+    retry_after: Option<u64>,
+}
+
+impl Failure {
+    fn into_error(self) -> ApiError {
+        let mut error = ApiError::new(self.code, self.message);
+        error.upstream_status = self.upstream_status;
+        error.retry_after_seconds = self.retry_after;
+        error
+    }
+}
+
+/// What an attempt gave.
+enum Attempt {
+    Answer(reqwest::Response),
+    /// Try again (elsewhere): connection, timeout, 408, 429, 5xx, or a
+    /// credential the provider refused.
+    Retry(Failure),
+    /// The provider refused the request itself: no retry helps.
+    Refused(Failure),
+}
+
+/// Sends one attempt to `provider` and sorts out its outcome.
+async fn attempt(provider: &RemoteProvider, request: &ChatCompletionRequest) -> Result<Attempt, ApiError> {
+    let sent = match provider.kind {
+        ProviderKind::Anthropic => {
+            let body = crate::anthropic::request(request, provider.upstream_model(&request.model))?;
+            provider.send_chat(&request.model, &body).await
+        }
+        ProviderKind::Openai | ProviderKind::Azure => {
+            provider
+                .send_chat(&request.model, &provider.openai_body(request))
+                .await
+        }
+    };
+    let response = match sent {
+        Ok(response) => response,
+        Err(SendError::FirstByteTimeout(seconds)) => {
+            return Ok(Attempt::Retry(Failure {
+                code: ErrorCode::UpstreamTimeout,
+                message: format!("`{}` did not begin to answer within {seconds} s", provider.name),
+                upstream_status: None,
+                retry_after: None,
+            }))
+        }
+        Err(error) => {
+            tracing::warn!(provider = %provider.name, %error, "provider unreachable");
+            return Ok(Attempt::Retry(Failure {
+                code: ErrorCode::UpstreamUnavailable,
+                message: format!("the provider `{}` could not be reached", provider.name),
+                upstream_status: None,
+                retry_after: None,
+            }));
+        }
+    };
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        return Ok(Attempt::Answer(response));
+    }
+    let retry_after = response
+        .headers()
+        .get(header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    let body = provider.client.read_bounded(response).await.unwrap_or_default();
+    let detail = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|value| value["error"]["message"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let message = format!("the provider `{}` answered {status}: {detail}", provider.name);
+    let failure = |code| Failure {
+        code,
+        message: message.clone(),
+        upstream_status: Some(status),
+        retry_after,
+    };
+    Ok(match status {
+        429 => Attempt::Retry(failure(ErrorCode::UpstreamRateLimited)),
+        408 => Attempt::Retry(failure(ErrorCode::UpstreamTimeout)),
+        401 | 403 => Attempt::Retry(failure(ErrorCode::UpstreamError)),
+        400..=499 => Attempt::Refused(failure(ErrorCode::UpstreamRejected)),
+        _ => Attempt::Retry(failure(ErrorCode::UpstreamError)),
+    })
+}
+
+/// Sends `request` to the deployments of its model, as the gateway orders
+/// them, and relays the first answer, streamed or not.
+///
+/// Only deployments cleared for the request's level are tried. A
+/// connection error, a timeout before the answer begins, 408, 429, 5xx or
+/// a refused credential is retried (after a jittered back-off, on the next
+/// deployment when there is one) up to `gateway.retries` times and counts
+/// against the deployment's health; once an answer has begun nothing is
+/// retried. Failures answer with Civitas' code and the provider's status
+/// (`upstream_status`).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "who asks, at which level, what, and the record"
+)]
 pub async fn forward_chat(
     state: AppState,
-    provider: Arc<RemoteProvider>,
-    mut request: ChatCompletionRequest,
+    principal: &Principal,
+    level: &str,
+    history: crate::classification::History,
+    request: ChatCompletionRequest,
     mut forwarded: Forwarded,
-    // No request reaches a provider without its classification decision.
-    cleared: crate::classification::Cleared,
 ) -> Result<Response, ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::invalid(
@@ -235,95 +348,227 @@ pub async fn forward_chat(
             "`messages` must hold at least one message",
         ));
     }
-    // Personal data leaves only as placeholders (unless the provider is
-    // the agency's own and configured so).
-    let vault = if cleared.pseudonymize {
-        pseudonymize_messages(&mut request)
-    } else {
-        Vault::new()
-    };
-    // Recorded with the model call: the decision and how many values of
-    // each type left as placeholders (never the values).
-    forwarded.decision = Some(cleared.decision(cleared.pseudonymize.then(|| vault.counts()).as_ref()));
     let model = request.model.clone();
-    let stream = request.stream.unwrap_or(false);
-    let upstream = match provider.chat(&request).await {
-        Ok(response) => response,
-        Err(error) => {
-            tracing::warn!(provider = %provider.name, %error, "provider unreachable");
-            let message = format!("the provider `{}` could not be reached", provider.name);
-            return Ok(upstream_failure(&state, &forwarded, &model, message).await);
+    let (candidates, mut probes) = match state.gateway.candidates(&model) {
+        Candidates::Try(candidates, probes) => (candidates, probes),
+        Candidates::None => return Err(crate::routes::models::model_not_found(&model)),
+        Candidates::AllCooling(left) => {
+            let seconds = left.as_secs().max(1);
+            let failure = Failure {
+                code: ErrorCode::UpstreamUnavailable,
+                message: format!(
+                    "every deployment of `{model}` failed recently and is cooling down; try again in {seconds} s"
+                ),
+                upstream_status: None,
+                retry_after: Some(seconds),
+            };
+            return Ok(failed(&state, &forwarded, &model, failure).await);
         }
     };
-    let status = upstream.status();
-    if !status.is_success() {
-        let body = provider.client.read_bounded(upstream).await.unwrap_or_default();
-        let detail = serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|value| value["error"]["message"].as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let message = format!(
-            "the provider `{}` answered {}: {detail}",
-            provider.name,
-            status.as_u16()
-        );
-        return Ok(upstream_failure(&state, &forwarded, &model, message).await);
+    // Deployments not cleared for this level are not tried at all; when
+    // none is, the refusal is recorded with its reason.
+    let cleared_for: Vec<Arc<RemoteProvider>> = candidates
+        .into_iter()
+        .filter(|provider| {
+            crate::classification::allows(&state, principal, level, &request, history, provider)
+        })
+        .collect();
+    if cleared_for.is_empty() {
+        let first = state.gateway.deployments(&model).first().cloned();
+        crate::classification::clear(
+            &state,
+            principal,
+            &forwarded.request_id,
+            level,
+            &request,
+            history,
+            first.as_deref(),
+        )
+        .await?;
+        return Err(ApiError::internal());
     }
-    if stream {
-        record(&state, &forwarded, &model, 200, (0, 0), None).await;
-        let body = if vault.is_empty() {
-            Body::from_stream(upstream.bytes_stream())
+    let gateway = &state.gateway;
+    let mut last = None;
+    let mut next = 0;
+    for number in 0..=gateway.config.retries {
+        // The next deployment in turn, passing those this request's
+        // failures cooled down.
+        let Some(provider) = (0..cleared_for.len())
+            .map(|offset| &cleared_for[(next + offset) % cleared_for.len()])
+            .find(|provider| {
+                number == 0
+                    || provider.health.availability() == Availability::Ready
+                    || probes.pending(provider)
+            })
+            .cloned()
+        else {
+            break;
+        };
+        next = cleared_for
+            .iter()
+            .position(|candidate| Arc::ptr_eq(candidate, &provider))
+            .map_or(0, |at| at + 1);
+        if number > 0 {
+            tokio::time::sleep(gateway.backoff(number)).await;
+        }
+        let cleared = crate::classification::clear(
+            &state,
+            principal,
+            &forwarded.request_id,
+            level,
+            &request,
+            history,
+            Some(&provider),
+        )
+        .await?;
+        // Personal data leaves only as placeholders (unless the provider
+        // is the agency's own and configured so).
+        let mut outgoing = request.clone();
+        let vault = if cleared.pseudonymize {
+            pseudonymize_messages(&mut outgoing)
         } else {
-            let restorer = std::sync::Arc::new(std::sync::Mutex::new(StreamRestorer {
+            Vault::new()
+        };
+        // Recorded with the model call: the decision and how many values
+        // of each type left as placeholders (never the values).
+        forwarded.decision = Some(cleared.decision(cleared.pseudonymize.then(|| vault.counts()).as_ref()));
+        probes.attempting(&provider);
+        let in_flight = InFlight::begin(&provider);
+        let began = Instant::now();
+        match attempt(&provider, &outgoing).await? {
+            Attempt::Answer(response) => {
+                provider.health.succeeded(began.elapsed());
+                state.metrics.upstream_attempt(&provider.name, "answered");
+                return relay(
+                    &state, &provider, response, vault, &forwarded, &request, in_flight,
+                )
+                .await;
+            }
+            Attempt::Refused(failure) => {
+                // The deployment answered: it is healthy.
+                provider.health.succeeded(began.elapsed());
+                state.metrics.upstream_attempt(&provider.name, "refused");
+                return Ok(failed(&state, &forwarded, &model, failure).await);
+            }
+            Attempt::Retry(failure) => {
+                state.metrics.upstream_attempt(&provider.name, "failed");
+                if provider
+                    .health
+                    .failed(gateway.config.cooldown_after_failures, gateway.cooldown())
+                {
+                    tracing::warn!(provider = %provider.name, "deployment cooled down after failures");
+                }
+                last = Some(failure);
+            }
+        }
+    }
+    let failure = last.unwrap_or(Failure {
+        code: ErrorCode::UpstreamUnavailable,
+        message: format!("no deployment of `{model}` answered"),
+        upstream_status: None,
+        retry_after: None,
+    });
+    Ok(failed(&state, &forwarded, &model, failure).await)
+}
+
+/// Records a failed forward and answers its error.
+async fn failed(state: &AppState, forwarded: &Forwarded, model: &str, failure: Failure) -> Response {
+    let error = failure.into_error();
+    record(
+        state,
+        forwarded,
+        model,
+        i64::from(error.code.http_status()),
+        (0, 0),
+        Some(error.code),
+    )
+    .await;
+    marked(error.into_response())
+}
+
+/// Relays a deployment's answer: a stream event by event (translated,
+/// restored), else the whole completion, checked.
+async fn relay(
+    state: &AppState,
+    provider: &RemoteProvider,
+    upstream: reqwest::Response,
+    vault: Vault,
+    forwarded: &Forwarded,
+    request: &ChatCompletionRequest,
+    in_flight: InFlight,
+) -> Result<Response, ApiError> {
+    let model = &request.model;
+    if request.stream.unwrap_or(false) {
+        record(state, forwarded, model, 200, (0, 0), None).await;
+        let mut transforms: Vec<Box<dyn SseTransform>> = Vec::new();
+        if provider.kind == ProviderKind::Anthropic {
+            let usage = request
+                .stream_options
+                .as_ref()
+                .and_then(|options| options.include_usage)
+                .unwrap_or(false);
+            transforms.push(Box::new(crate::anthropic::StreamTranslator::new(model, usage)));
+        }
+        if !vault.is_empty() {
+            transforms.push(Box::new(StreamRestorer {
                 vault,
                 restorers: std::collections::BTreeMap::new(),
                 buffer: Vec::new(),
                 last: None,
             }));
-            let at_end = std::sync::Arc::clone(&restorer);
-            let restored = upstream.bytes_stream().map(move |chunk| {
-                chunk.map(|bytes| {
-                    let mut restorer = restorer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    bytes::Bytes::from(restorer.feed(&bytes))
-                })
-            });
-            // An upstream that ends without `[DONE]` still gets what was held.
-            let tail = futures::stream::once(async move {
-                let mut restorer = at_end.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                Ok::<_, reqwest::Error>(bytes::Bytes::from(restorer.end()))
-            });
-            Body::from_stream(restored.chain(tail))
-        };
+        }
+        let body = sse_body(upstream, transforms, in_flight, provider.name.clone());
         let mut response = Response::new(body);
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/event-stream"),
         );
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        // Proxies in front must not hold events back.
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         return Ok(marked(response));
     }
     let body = match provider.client.read_bounded(upstream).await {
         Ok(body) => body,
         Err(error) => {
             tracing::warn!(provider = %provider.name, %error, "provider answer unreadable");
-            let message = format!("the answer of `{}` could not be read", provider.name);
-            return Ok(upstream_failure(&state, &forwarded, &model, message).await);
+            let failure = Failure {
+                code: ErrorCode::UpstreamError,
+                message: format!("the answer of `{}` could not be read", provider.name),
+                upstream_status: None,
+                retry_after: None,
+            };
+            return Ok(failed(state, forwarded, model, failure).await);
         }
     };
+    drop(in_flight);
+    let body = if provider.kind == ProviderKind::Anthropic {
+        serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|answer| crate::anthropic::completion(&answer, model))
+            .and_then(|completion| serde_json::to_vec(&completion).ok())
+            .unwrap_or_default()
+    } else {
+        body
+    };
     let Ok(completion) = serde_json::from_slice::<ChatCompletion>(&body) else {
-        let message = format!(
-            "the provider `{}` answered with a malformed completion",
-            provider.name
-        );
-        return Ok(upstream_failure(&state, &forwarded, &model, message).await);
+        let failure = Failure {
+            code: ErrorCode::UpstreamError,
+            message: format!(
+                "the provider `{}` answered with a malformed completion",
+                provider.name
+            ),
+            upstream_status: None,
+            retry_after: None,
+        };
+        return Ok(failed(state, forwarded, model, failure).await);
     };
     let usage = (
         i64::from(completion.usage.prompt_tokens),
         i64::from(completion.usage.completion_tokens),
     );
-    record(&state, &forwarded, &model, 200, usage, None).await;
+    record(state, forwarded, model, 200, usage, None).await;
     // Validated above; relayed byte for byte (no second serialisation)
     // unless placeholders are to be put back.
     let body = if vault.is_empty() {
@@ -338,12 +583,73 @@ pub async fn forward_chat(
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     // The workspace keeps the decision with the stored answer.
-    if let Some(decision) = forwarded.decision {
+    if let Some(decision) = forwarded.decision.clone() {
         response
             .extensions_mut()
             .insert(crate::classification::Decision(decision));
     }
     Ok(marked(response))
+}
+
+/// A streamed answer passed on chunk by chunk, through `transforms` in
+/// order. The deployment counts it in flight until it ends; if the
+/// client goes, the body is dropped and with it the upstream request. An
+/// upstream that breaks off midway ends the stream with an error event
+/// (and no `[DONE]`).
+fn sse_body(
+    upstream: reqwest::Response,
+    transforms: Vec<Box<dyn SseTransform>>,
+    in_flight: InFlight,
+    provider: String,
+) -> Body {
+    let apply = |transforms: &mut Vec<Box<dyn SseTransform>>, bytes: &[u8]| -> bytes::Bytes {
+        let mut data = bytes.to_vec();
+        for transform in transforms.iter_mut() {
+            data = transform.feed(&data).into_bytes();
+        }
+        bytes::Bytes::from(data)
+    };
+    let finish = |transforms: &mut Vec<Box<dyn SseTransform>>| -> String {
+        let mut out = String::new();
+        for transform in transforms.iter_mut() {
+            let fed = transform.feed(out.as_bytes());
+            out = fed + &transform.end();
+        }
+        out
+    };
+    let state = Some((upstream.bytes_stream(), transforms, in_flight));
+    let events = futures::stream::unfold(state, move |state| {
+        let provider = provider.clone();
+        async move {
+            let (mut upstream, mut transforms, in_flight) = state?;
+            match upstream.next().await {
+                Some(Ok(bytes)) => {
+                    let out = apply(&mut transforms, &bytes);
+                    Some((
+                        Ok::<_, std::convert::Infallible>(out),
+                        Some((upstream, transforms, in_flight)),
+                    ))
+                }
+                Some(Err(error)) => {
+                    tracing::warn!(%provider, %error, "the provider's stream broke off");
+                    let mut out = finish(&mut transforms);
+                    let event = serde_json::json!({"error": {
+                        "message": format!("the provider `{provider}` stopped answering midway"),
+                        "type": "server_error", "code": "upstream_error"}});
+                    out.push_str(&format!("data: {event}\n\n"));
+                    drop(in_flight);
+                    Some((Ok(bytes::Bytes::from(out)), None))
+                }
+                None => {
+                    let out = finish(&mut transforms);
+                    drop(in_flight);
+                    Some((Ok(bytes::Bytes::from(out)), None))
+                }
+            }
+        }
+    })
+    .filter(|bytes| futures::future::ready(bytes.as_ref().map_or(true, |bytes| !bytes.is_empty())));
+    Body::from_stream(events)
 }
 
 #[cfg(test)]
