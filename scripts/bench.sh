@@ -6,6 +6,10 @@
 # Run it on an otherwise idle machine; it takes about ten minutes.
 # `scripts/bench.sh overhead` runs only part 3 and the stub-provider run
 # (what the gateway adds, and memory), in about two minutes.
+# `scripts/bench.sh gateway` runs only the gateway side by side with
+# LiteLLM's proxy: chat completions at 200, 1,000 and 2,000 requests/s and
+# streams at 200/s, direct, through Civitas, through LiteLLM (about eight
+# minutes after the build; installs LiteLLM into a virtual environment).
 # `scripts/bench.sh pages` runs only the workspace's page weight and time
 # to first byte, in headless Chromium (about a minute after the build).
 # `scripts/bench.sh audit` runs only the audit log's append throughput and
@@ -103,6 +107,77 @@ if [ "$PART" = all ] || [ "$PART" = knowledge ]; then
     "$R/bench-knowledge" ingest --pages 20 --models "$MODELS"
 fi
 if [ "$PART" = knowledge ]; then exit 0; fi
+
+if [ "$PART" = all ] || [ "$PART" = gateway ]; then
+echo "== the gateway side by side: direct, through Civitas, through LiteLLM's proxy"
+# One instant upstream (bench-upstream: a fixed completion at once, or 10
+# chunks 20 ms apart when streamed). Civitas with an API key checked in the
+# database, a requests-per-minute limit on the agency (counted in the
+# database), pseudonymization on (every message analysed) and the audit
+# log; LiteLLM 1.x with its master key and 2 workers. Open loop, 20 s per
+# rate; three processes and the load generator share the two cores.
+LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/civitas/litellm-venv}"
+if [ ! -x "$LITELLM_VENV/bin/litellm" ]; then
+    python3 -m venv "$LITELLM_VENV"
+    "$LITELLM_VENV/bin/pip" install --quiet 'litellm[proxy]'
+fi
+UP=$((PORT + 3)); LITE=$((PORT + 4))
+"$R/bench-upstream" --listen "127.0.0.1:$UP" --chunks 10 --gap-ms 20 &
+cat >"$DATA/gateway-bench.toml" <<CONF
+[models]
+chat = ""
+embedding = ""
+
+[[providers]]
+name = "stub"
+base_url = "http://127.0.0.1:$UP/v1"
+models = ["stub-model"]
+allow_internal = true
+pseudonymize = true
+CONF
+CIVITAS_DATA_DIR="$DATA/g" CIVITAS_BOOTSTRAP_KEY=$KEY "$R/civitas" --config "$DATA/gateway-bench.toml" serve --no-pull \
+    --listen "127.0.0.1:$PORT" >"$DATA/serve-g.log" 2>&1 &
+GATEWAY=$!
+wait_ready
+AGENCY=$(curl -sf "http://127.0.0.1:$PORT/v1/me" -H "Authorization: Bearer $KEY" | python3 -c 'import json, sys; print(json.load(sys.stdin)["agency"]["id"])')
+curl -sf -X PUT "http://127.0.0.1:$PORT/api/admin/agencies/$AGENCY/limits" -H "Authorization: Bearer $KEY" \
+    -H 'content-type: application/json' -d "{\"scope\": \"agency:$AGENCY\", \"requests_per_minute\": 100000000}" >/dev/null
+cat >"$DATA/litellm.yaml" <<CONF
+model_list:
+  - model_name: stub-model
+    litellm_params:
+      model: openai/stub-model
+      api_base: http://127.0.0.1:$UP/v1
+      api_key: none
+general_settings:
+  master_key: $KEY
+CONF
+"$LITELLM_VENV/bin/litellm" --config "$DATA/litellm.yaml" --host 127.0.0.1 --port "$LITE" --num_workers 2 >"$DATA/litellm.log" 2>&1 &
+for _ in $(seq 1 300); do
+    if curl -sf "http://127.0.0.1:$LITE/v1/models" -H "Authorization: Bearer $KEY" >/dev/null; then break; fi
+    sleep 0.5
+done
+BODY='{"model":"stub-model","messages":[{"role":"user","content":"Bonjour, pouvez-vous résumer la note de service sur le télétravail ?"}],"max_tokens":16}'
+STREAM_BODY='{"model":"stub-model","messages":[{"role":"user","content":"Bonjour, pouvez-vous résumer la note de service sur le télétravail ?"}],"max_tokens":16,"stream":true}'
+for rate in 200 1000 2000; do
+    for target in "direct http://127.0.0.1:$UP" "civitas http://127.0.0.1:$PORT" "litellm http://127.0.0.1:$LITE"; do
+        set -- $target
+        "$R/bench-http" overhead --label "$1" --url "$2" --key $KEY --path /v1/chat/completions --body "$BODY" \
+            --rate "$rate" --seconds 20
+        sleep 2
+    done
+done
+for target in "direct http://127.0.0.1:$UP" "civitas http://127.0.0.1:$PORT" "litellm http://127.0.0.1:$LITE"; do
+    set -- $target
+    "$R/bench-http" overhead --label "$1-stream" --url "$2" --key $KEY --path /v1/chat/completions --body "$STREAM_BODY" \
+        --rate 200 --seconds 20 --stream
+    sleep 2
+done
+echo "{\"gateway_peak_rss_mib\": $(awk '/VmHWM/ {print $2/1024}' /proc/$GATEWAY/status)}"
+kill $(jobs -p) 2>/dev/null || true
+wait 2>/dev/null || true
+if [ "$PART" = gateway ]; then exit 0; fi
+fi
 
 if [ "$PART" = all ] || [ "$PART" = pages ]; then
 echo "== the workspace's chat page in headless Chromium: weight and time to first byte"

@@ -5,7 +5,9 @@
 //!   generation speed, the server's peak memory (`--pid`).
 //! `bench-http overhead --url URL --key KEY --path /v1/models --rate 1000 --seconds 20`
 //!   an open-loop fixed request rate; latency is measured from each
-//!   request's scheduled time (no coordinated omission).
+//!   request's scheduled time (no coordinated omission); p50/p90/p99 and
+//!   the success rate, and with `--stream` the time to the first byte and
+//!   the gaps between chunks.
 
 use std::time::{Duration, Instant};
 
@@ -66,6 +68,14 @@ enum Mode {
         rate: u32,
         #[arg(long, default_value_t = 20)]
         seconds: u32,
+        /// The body asks for a stream: also report the time to the first
+        /// byte and the gaps between chunks, and count an answer without
+        /// `[DONE]` as failed.
+        #[arg(long)]
+        stream: bool,
+        /// A name for this run in the report.
+        #[arg(long)]
+        label: Option<String>,
     },
 }
 
@@ -274,6 +284,18 @@ async fn ttft(url: String, key: String, model: String, filler_words: usize, runs
     Ok(())
 }
 
+/// What one request of the overhead run saw.
+struct Sample {
+    ok: bool,
+    /// From its scheduled time to the whole answer.
+    total_ms: f64,
+    /// From its scheduled time to the first byte of the body.
+    first_byte_ms: f64,
+    /// Gaps between body chunks (streams).
+    gaps_ms: Vec<f64>,
+}
+
+#[allow(clippy::too_many_arguments, reason = "one flag each")]
 async fn overhead(
     url: String,
     key: String,
@@ -281,8 +303,14 @@ async fn overhead(
     body: Option<String>,
     rate: u32,
     seconds: u32,
+    stream: bool,
+    label: Option<String>,
 ) -> Result<()> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    // A request not answered in 30 s counts as failed.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(4096)
+        .timeout(Duration::from_secs(30))
+        .build()?;
     let target = format!("{url}{path}");
     let total = u64::from(rate) * u64::from(seconds);
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
@@ -300,33 +328,80 @@ async fn overhead(
         }
         .bearer_auth(&key);
         tasks.push(tokio::spawn(async move {
-            let response = request.send().await;
-            let ok = match response {
-                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
-                Err(_) => false,
+            let since = |at: tokio::time::Instant| at.duration_since(scheduled).as_secs_f64() * 1000.0;
+            let mut sample = Sample {
+                ok: false,
+                total_ms: 0.0,
+                first_byte_ms: 0.0,
+                gaps_ms: Vec::new(),
             };
-            (ok, scheduled.elapsed().as_secs_f64() * 1000.0)
+            if let Ok(response) = request.send().await {
+                let mut ok = response.status().is_success();
+                let mut body = response.bytes_stream();
+                let mut last: Option<tokio::time::Instant> = None;
+                let mut text = Vec::new();
+                while let Some(chunk) = body.next().await {
+                    let now = tokio::time::Instant::now();
+                    match chunk {
+                        Ok(bytes) => text.extend_from_slice(&bytes),
+                        Err(_) => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                    match last {
+                        None => sample.first_byte_ms = since(now),
+                        Some(previous) => sample
+                            .gaps_ms
+                            .push(now.duration_since(previous).as_secs_f64() * 1000.0),
+                    }
+                    last = Some(now);
+                }
+                if stream {
+                    ok &= text.windows(12).any(|window| window == b"data: [DONE]");
+                }
+                sample.ok = ok;
+            }
+            sample.total_ms = since(tokio::time::Instant::now());
+            sample
         }));
     }
     let mut latencies = Vec::with_capacity(tasks.len());
+    let mut first_bytes = Vec::with_capacity(tasks.len());
+    let mut gaps = Vec::new();
     let mut failures = 0;
     for task in tasks {
-        let (ok, latency) = task.await?;
-        if !ok {
+        let sample = task.await?;
+        if !sample.ok {
             failures += 1;
         }
-        latencies.push(latency);
+        latencies.push(sample.total_ms);
+        first_bytes.push(sample.first_byte_ms);
+        gaps.extend(sample.gaps_ms);
     }
-    latencies.sort_by(f64::total_cmp);
-    let report = json!({
+    for list in [&mut latencies, &mut first_bytes, &mut gaps] {
+        list.sort_by(f64::total_cmp);
+    }
+    let q = |list: &[f64], at: f64| civitas_bench::quantile(list, at);
+    let mut report = json!({
+        "label": label,
         "path": path,
         "rate_per_second": rate,
         "requests": total,
         "failures": failures,
-        "p50_ms": civitas_bench::quantile(&latencies, 0.50),
-        "p99_ms": civitas_bench::quantile(&latencies, 0.99),
+        "success_rate": (total - failures) as f64 / total.max(1) as f64,
+        "p50_ms": q(&latencies, 0.50),
+        "p90_ms": q(&latencies, 0.90),
+        "p99_ms": q(&latencies, 0.99),
         "max_ms": latencies.last(),
     });
+    if stream {
+        report["first_byte_p50_ms"] = json!(q(&first_bytes, 0.50));
+        report["first_byte_p90_ms"] = json!(q(&first_bytes, 0.90));
+        report["first_byte_p99_ms"] = json!(q(&first_bytes, 0.99));
+        report["gap_p50_ms"] = json!(q(&gaps, 0.50));
+        report["gap_p99_ms"] = json!(q(&gaps, 0.99));
+    }
     println!("{report}");
     Ok(())
 }
@@ -357,6 +432,8 @@ async fn main() -> Result<()> {
             body,
             rate,
             seconds,
-        } => overhead(url, key, path, body, rate, seconds).await,
+            stream,
+            label,
+        } => overhead(url, key, path, body, rate, seconds, stream, label).await,
     }
 }
