@@ -44,6 +44,8 @@ class Server:
             "CIVITAS__MODELS__MAX_OUTPUT_TOKENS": "512",
             "CIVITAS__SERVER__MAX_BODY_BYTES": "262144",
             "CIVITAS__SERVER__SHUTDOWN_GRACE_SECONDS": "2",
+            # The demo handbook would keep the ingestion workers busy.
+            "CIVITAS__KNOWLEDGE__DEMO_COLLECTION": "false",
         }
         env.update(extra_env or {})
         self.log = open(os.path.join(self.data_dir.name, "server.log"), "wb")

@@ -3,6 +3,7 @@ the real binary serving a real model."""
 
 import json
 import concurrent.futures
+import time
 
 import httpx
 import jsonschema
@@ -228,3 +229,37 @@ def test_embeddings_shape_and_normalisation(client):
     with pytest.raises(openai.BadRequestError) as bad:
         client.embeddings.create(model="all-minilm-l6-v2", input="x", dimensions=12)
     assert bad.value.param == "dimensions"
+
+
+def test_a_file_goes_into_a_collection_and_grounds_an_answer(client, tiny_server):
+    """`files.create` (OpenAI's files API) keeps the file as a document of the
+    collection named in extra_body; a grounded chat then cites it."""
+    http = httpx.Client(base_url=tiny_server.base_url, headers={"Authorization": f"Bearer {API_KEY}"})
+    collection = http.post("/v1/collections", json={"name": "Files API"}).json()["id"]
+    note = b"# Parking\n\nStaff parking permits are renewed every March at the front desk.\n"
+    uploaded = client.files.create(
+        file=("parking.md", note), purpose="assistants", extra_body={"collection": str(collection)}
+    )
+    assert uploaded.object == "file" and uploaded.filename == "parking.md"
+    assert uploaded.bytes == len(note) and uploaded.id.startswith("file-")
+    document = uploaded.model_extra["document_id"]
+    for _ in range(600):
+        status = http.get(f"/v1/documents/{document}").json()["status"]
+        if status in ("ready", "failed"):
+            break
+        time.sleep(0.1)
+    assert status == "ready"
+    # Without a collection the SDK gets a clear 400 naming the parameter.
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.files.create(file=("x.md", b"# x\n\ny\n"), purpose="assistants")
+    assert refused.value.param == "collection"
+    answer = client.chat.completions.create(
+        model=tiny_server.model,
+        messages=[{"role": "user", "content": "When are staff parking permits renewed?"}],
+        max_tokens=20,
+        temperature=0,
+        extra_body={"civitas": {"collections": [collection], "method": "lexical"}},
+    )
+    sources = answer.model_extra["sources"]
+    assert sources[0]["document_name"] == "parking.md"
+    assert "every March" in sources[0]["content"]

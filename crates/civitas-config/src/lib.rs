@@ -477,6 +477,11 @@ pub struct ProviderConfig {
     /// `/v1/models`.
     #[serde(default)]
     pub context_length: Option<u32>,
+    /// Requests it may take at once; more wait in a fair queue (chat
+    /// before API before batch, agencies and teams served in turn).
+    /// Unset: no limit here.
+    #[serde(default)]
+    pub max_concurrent: Option<u32>,
     /// Share of the traffic under the `weighted` strategy.
     #[serde(default = "default_weight")]
     pub weight: u32,
@@ -533,6 +538,7 @@ impl Default for ProviderConfig {
             model_map: std::collections::BTreeMap::new(),
             api_version: default_azure_api_version(),
             context_length: None,
+            max_concurrent: None,
             weight: default_weight(),
             first_byte_timeout_seconds: default_first_byte_timeout(),
             allow_internal: false,
@@ -589,6 +595,9 @@ pub struct GatewayConfig {
     /// Seconds a cooled-down deployment takes no traffic; then one request
     /// probes it, and it takes traffic again if that succeeds.
     pub cooldown_seconds: u64,
+    /// Requests that may wait for a deployment with `max_concurrent`
+    /// before more are refused (429 `queue_full`).
+    pub max_queued: u32,
     /// A strategy and order per model; models without a route fail over
     /// in the order of `[[providers]]`.
     pub routes: Vec<RouteConfig>,
@@ -601,6 +610,7 @@ impl Default for GatewayConfig {
             retry_backoff_ms: 100,
             cooldown_after_failures: 3,
             cooldown_seconds: 30,
+            max_queued: 256,
             routes: Vec::new(),
         }
     }
@@ -988,6 +998,9 @@ impl Config {
             }
             if provider.timeout_seconds == 0 {
                 return Err(invalid("providers.timeout_seconds", "must be at least 1"));
+            }
+            if provider.max_concurrent == Some(0) {
+                return Err(invalid("providers.max_concurrent", "must be at least 1 when set"));
             }
             if provider.first_byte_timeout_seconds == 0 {
                 return Err(invalid(

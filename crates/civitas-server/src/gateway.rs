@@ -15,6 +15,7 @@ use std::time::Duration;
 use civitas_config::{Config, GatewayConfig, RouteStrategy};
 use rand::Rng;
 
+use crate::fair_queue::{FairQueue, Priority};
 use crate::providers::{Availability, RemoteProvider};
 
 /// The deployments of each model and how to choose among them.
@@ -22,6 +23,9 @@ use crate::providers::{Availability, RemoteProvider};
 pub struct Gateway {
     routes: HashMap<String, Route>,
     pub config: GatewayConfig,
+    /// Fair queues in front of capacities: `local` (the local model's
+    /// slots) and each provider with `max_concurrent`.
+    queues: HashMap<String, Arc<FairQueue>>,
 }
 
 #[derive(Debug)]
@@ -42,7 +46,32 @@ pub enum Candidates {
 }
 
 impl Gateway {
-    pub fn new(config: &Config, providers: &[Arc<RemoteProvider>]) -> Gateway {
+    pub fn new(
+        config: &Config,
+        providers: &[Arc<RemoteProvider>],
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Gateway {
+        let mut queues = HashMap::new();
+        if !config.models.chat.is_empty() {
+            let queue = FairQueue::new(
+                "local",
+                config.models.slots as usize,
+                config.models.queue_depth as usize,
+                metrics.clone(),
+            );
+            queues.insert("local".to_owned(), queue);
+        }
+        for provider in providers {
+            if let Some(capacity) = provider.max_concurrent {
+                let queue = FairQueue::new(
+                    &provider.name,
+                    capacity as usize,
+                    config.gateway.max_queued as usize,
+                    metrics.clone(),
+                );
+                queues.insert(provider.name.clone(), queue);
+            }
+        }
         let mut routes: HashMap<String, Route> = HashMap::new();
         for provider in providers {
             for model in &provider.models {
@@ -72,7 +101,25 @@ impl Gateway {
         Gateway {
             routes,
             config: config.gateway.clone(),
+            queues,
         }
+    }
+
+    /// A turn in the fair queue in front of `name` (`local`, or a
+    /// provider) for `principal`'s request; `None` when its capacity is
+    /// not limited. A full queue answers 429 `queue_full`.
+    pub async fn turn(
+        &self,
+        name: &str,
+        principal: &civitas_identity::Principal,
+        history: crate::classification::History,
+    ) -> Result<Option<crate::fair_queue::Permit>, crate::error::ApiError> {
+        let Some(queue) = self.queues.get(name) else {
+            return Ok(None);
+        };
+        take_turn(queue, priority_of(history), &tenant_of(principal))
+            .await
+            .map(Some)
     }
 
     pub fn serves(&self, model: &str) -> bool {
@@ -211,6 +258,43 @@ fn order(strategy: RouteStrategy, deployments: &mut [Arc<RemoteProvider>]) {
     }
 }
 
+/// Whose turn a request takes in a fair queue: its agency and team (the
+/// first group of the person, else the person).
+pub fn tenant_of(principal: &civitas_identity::Principal) -> String {
+    let team = principal.grants.groups.first().map_or_else(
+        || format!("person:{}", principal.id()),
+        |group| format!("group:{}", group.id),
+    );
+    format!("{}/{team}", principal.person.agency_id)
+}
+
+/// The class of a request: a person in the workspace, or a program.
+pub fn priority_of(history: crate::classification::History) -> Priority {
+    match history {
+        crate::classification::History::Stored => Priority::Interactive,
+        crate::classification::History::Client => Priority::Api,
+    }
+}
+
+/// Waits for a turn in `queue`; a full queue answers 429 `queue_full`.
+async fn take_turn(
+    queue: &Arc<FairQueue>,
+    priority: Priority,
+    tenant: &str,
+) -> Result<crate::fair_queue::Permit, crate::error::ApiError> {
+    queue.acquire(priority, tenant, 1.0).await.map_err(|_| {
+        let mut error = crate::error::ApiError::new(
+            civitas_types::ErrorCode::QueueFull,
+            format!(
+                "too many requests are waiting for `{}`; try again shortly",
+                queue.name
+            ),
+        );
+        error.retry_after_seconds = Some(1);
+        error
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,7 +327,7 @@ mod tests {
             strategy,
             deployments: order.iter().map(|name| (*name).to_owned()).collect(),
         });
-        Gateway::new(&config, providers)
+        Gateway::new(&config, providers, None)
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod classification;
 pub mod energy;
 pub mod error;
 pub mod extract;
+pub mod fair_queue;
 pub mod gateway;
 pub mod generations;
 pub mod grounding;
@@ -141,6 +142,7 @@ fn routes_and_document() -> (
     // Model routes: limits and budgets apply.
     let (uploads, uploads_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(routes::knowledge::create_document))
+        .routes(routes!(routes::knowledge::create_file))
         .split_for_parts();
     let (limited, limited_doc) = OpenApiRouter::<AppState>::new()
         .routes(routes!(routes::chat::completions))
@@ -392,7 +394,12 @@ impl Application {
             .embedder
             .as_ref()
             .map_or(0, |embedder| embedder.dimensions());
-        let gateway = Arc::new(gateway::Gateway::new(&config, &models.providers));
+        let metrics = Arc::new(Metrics::default());
+        let gateway = Arc::new(gateway::Gateway::new(
+            &config,
+            &models.providers,
+            Some(Arc::clone(&metrics)),
+        ));
         let state = AppState {
             config: Arc::new(config),
             store,
@@ -406,7 +413,7 @@ impl Application {
                 &config_for_energy.knowledge,
                 dimensions,
             )),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             identity_cache: Arc::default(),
             generations: Arc::default(),
             auditor: Arc::new(auditor),

@@ -51,6 +51,23 @@ pub struct Metrics {
     pub audit_append: Histogram,
     /// Attempts on remote deployments, by outcome.
     upstream_attempts: Family<UpstreamLabels, Counter>,
+    /// Requests waiting in each fair queue, by class.
+    queue_waiting: Family<QueueLabels, Gauge<i64, AtomicI64>>,
+    /// Time requests waited in each fair queue.
+    queue_wait: Family<QueueNameLabels, Histogram>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `local` or a provider's name.
+    pub queue: String,
+    /// `interactive`, `api` or `batch`.
+    pub class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueNameLabels {
+    pub queue: String,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,6 +143,19 @@ impl Default for Metrics {
             "Trace spans dropped because the collector could not keep up",
             trace_spans_dropped.clone(),
         );
+        let queue_waiting = Family::<QueueLabels, Gauge<i64, AtomicI64>>::default();
+        registry.register(
+            "queue_waiting",
+            "Requests waiting for a model with limited capacity, by queue and class",
+            queue_waiting.clone(),
+        );
+        let queue_wait =
+            Family::<QueueNameLabels, Histogram>::new_with_constructor(|| Histogram::new(latency_buckets()));
+        registry.register(
+            "queue_wait_seconds",
+            "Time requests waited in a queue before their model took them",
+            queue_wait.clone(),
+        );
         let upstream_attempts = Family::<UpstreamLabels, Counter>::default();
         registry.register(
             "upstream_attempts",
@@ -146,6 +176,8 @@ impl Default for Metrics {
             trace_spans_dropped,
             audit_append,
             upstream_attempts,
+            queue_waiting,
+            queue_wait,
             requests,
             latency,
             time_to_first_token,
@@ -160,6 +192,25 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// One more (or one fewer) request waiting in a queue.
+    pub fn queue_waiting(&self, queue: &str, class: &str, change: i64) {
+        self.queue_waiting
+            .get_or_create(&QueueLabels {
+                queue: queue.to_owned(),
+                class: class.to_owned(),
+            })
+            .inc_by(change);
+    }
+
+    /// A request waited this long for its turn.
+    pub fn queue_waited(&self, queue: &str, waited: std::time::Duration) {
+        self.queue_wait
+            .get_or_create(&QueueNameLabels {
+                queue: queue.to_owned(),
+            })
+            .observe(waited.as_secs_f64());
+    }
+
     /// Counts one attempt on a remote deployment.
     pub fn upstream_attempt(&self, provider: &str, outcome: &str) {
         self.upstream_attempts

@@ -34,6 +34,8 @@ pub struct RemoteProvider {
     /// Where its models run (`external` when not configured).
     pub jurisdiction: String,
     pub context_length: Option<u32>,
+    /// Requests it takes at once (a fair queue holds the others).
+    pub max_concurrent: Option<u32>,
     pub weight: u32,
     first_byte_timeout: Duration,
     pub health: Health,
@@ -104,6 +106,7 @@ impl RemoteProvider {
                 config.jurisdiction.trim().to_owned()
             },
             context_length: config.context_length,
+            max_concurrent: config.max_concurrent,
             weight: config.weight,
             first_byte_timeout: Duration::from_secs(config.first_byte_timeout_seconds),
             health: Health::default(),
@@ -217,18 +220,32 @@ pub enum Availability {
 /// A request in flight on a deployment; counted until dropped (a
 /// streamed answer holds it until its end).
 #[derive(Debug)]
-pub struct InFlight(std::sync::Arc<RemoteProvider>);
+pub struct InFlight {
+    provider: std::sync::Arc<RemoteProvider>,
+    /// Its turn in the deployment's fair queue, held as long.
+    _permit: Option<crate::fair_queue::Permit>,
+}
 
 impl InFlight {
     pub fn begin(provider: &std::sync::Arc<RemoteProvider>) -> InFlight {
+        InFlight::with(provider, None)
+    }
+
+    pub fn with(
+        provider: &std::sync::Arc<RemoteProvider>,
+        permit: Option<crate::fair_queue::Permit>,
+    ) -> InFlight {
         provider.health.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(std::sync::Arc::clone(provider))
+        InFlight {
+            provider: std::sync::Arc::clone(provider),
+            _permit: permit,
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.health.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.provider.health.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

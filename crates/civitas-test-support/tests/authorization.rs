@@ -115,6 +115,7 @@ fn table() -> Vec<Row> {
         ),
         row(Method::GET, "/v1/documents", Anyone, &[200], none),
         row(Method::POST, "/v1/documents", Anyone, &[400], none),
+        row(Method::POST, "/v1/files", Anyone, &[400], none),
         row(Method::GET, "/v1/documents/{document}", Anyone, &[404], none),
         row(Method::DELETE, "/v1/documents/{document}", Anyone, &[404], none),
         row(Method::GET, "/v1/chunks/{document}", Anyone, &[404], none),

@@ -540,3 +540,59 @@ async fn only_deployments_accredited_for_the_level_are_tried() {
     assert_eq!((cloud.count(), agency.count()), (1, 1));
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deployment_of_limited_capacity_queues_requests_and_refuses_past_its_queue() {
+    let (slow, slow_url) = upstream("slow", Behaviour::Endless).await;
+    let mut limited = deployment("slow", &slow_url, "slow-model");
+    limited.max_concurrent = Some(1);
+    let Some(app) = gateway(vec![limited], |config| config.gateway.max_queued = 1).await else {
+        return;
+    };
+    // The first stream holds the only place.
+    let first = ask(&app, "slow-model", true).await;
+    let mut first = first.bytes_stream();
+    assert!(first.next().await.unwrap().is_ok());
+    // The second waits in the queue; a third finds it full.
+    let waiting = {
+        let (client, url, model) = (app.client.clone(), app.url("/v1/chat/completions"), "slow-model");
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(civitas_test_support::TEST_KEY)
+                .json(&json!({"model": model, "messages": [{"role": "user", "content": "Hello"}], "stream": true}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    let mut queued = false;
+    for _ in 0..100 {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(r#"civitas_queue_waiting{queue="slow",class="api"} 1"#) {
+            queued = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(queued, "the second request is not waiting");
+    let full = ask(&app, "slow-model", false).await;
+    assert_eq!(full.status(), 429);
+    assert_eq!(full.headers()["retry-after"], "1");
+    let body: Value = full.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "queue_full");
+    assert_eq!(slow.count(), 1);
+    // The first client goes: the second gets its turn.
+    drop(first);
+    let second = waiting.await.unwrap();
+    assert_eq!(second.status(), 200);
+    let mut second = second.bytes_stream();
+    assert!(second.next().await.unwrap().is_ok());
+    assert_eq!(slow.count(), 2);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"civitas_queue_wait_seconds_count{queue="slow"} 2"#),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}

@@ -950,6 +950,9 @@ pub async fn run(
     let prompt = engine
         .prepare(&plan.messages, plan.tools.as_ref(), &plan.assistant_prefix)
         .map_err(engine_error)?;
+    // The local model's slots are shared fairly: chat before API traffic,
+    // agencies and teams in turn.
+    let permit = state.gateway.turn("local", principal, history).await?;
     let (sender, receiver) = mpsc::unbounded_channel();
     engine
         .submit(prompt, plan.params.clone(), sender)
@@ -968,6 +971,8 @@ pub async fn run(
         let (out, out_receiver) = mpsc::channel::<Result<Event, Infallible>>(64);
         let task_state = state.clone();
         tokio::spawn(async move {
+            // The turn is held until the answer is written.
+            let _permit = permit;
             let mut writer = StreamWriter {
                 ids: ids.clone(),
                 out,
@@ -1077,6 +1082,7 @@ pub async fn run(
     let task_state = state.clone();
     let task_request_id = request_id.clone();
     tokio::spawn(async move {
+        let _permit = permit;
         let outcome = drive(receiver, None, started, &task_state, keep.stop_token()).await;
         let answer = assistant_message(&plan, &outcome);
         let context = RequestContext {

@@ -509,6 +509,126 @@ pub async fn upload(
     Ok(outcome)
 }
 
+/// The parts of an upload form.
+struct UploadForm {
+    file: Option<(String, Vec<u8>)>,
+    collection: Option<i64>,
+    metadata: Option<String>,
+    classification: Option<String>,
+    /// OpenAI's `purpose` (files API), kept for the answer.
+    purpose: Option<String>,
+}
+
+/// Reads a multipart upload: `file`, `collection`, `metadata`,
+/// `classification`, `purpose`, and Albert's `request` (a JSON object
+/// that may name the `collection`); other parts (Albert's chunking
+/// parameters) are accepted and left to Civitas' chunking.
+async fn read_upload(state: &AppState, mut multipart: Multipart) -> Result<UploadForm, ApiError> {
+    let bad = |message: String| ApiError::new(ErrorCode::InvalidRequestBody, message);
+    let too_large = |what: &str| {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!(
+                "the {what} is larger than the limit of {} bytes",
+                state.knowledge.limits.max_file_bytes
+            ),
+        )
+    };
+    let collection_id = |text: &str| {
+        text.trim()
+            .parse::<i64>()
+            .map_err(|_| ApiError::invalid("collection", "a collection id (an integer)"))
+    };
+    let mut form = UploadForm {
+        file: None,
+        collection: None,
+        metadata: None,
+        classification: None,
+        purpose: None,
+    };
+    while let Some(field) = multipart.next_field().await.map_err(|error| {
+        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large("upload")
+        } else {
+            bad(format!("the multipart body is malformed: {}", error.body_text()))
+        }
+    })? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let file_name = field.file_name().unwrap_or("upload").to_owned();
+            let bytes = field.bytes().await.map_err(|error| {
+                if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large("file").with_param("file")
+                } else {
+                    bad(format!("the file could not be read: {}", error.body_text()))
+                }
+            })?;
+            form.file = Some((file_name, bytes.to_vec()));
+            continue;
+        }
+        if !matches!(
+            name.as_str(),
+            "collection" | "metadata" | "classification" | "purpose" | "request"
+        ) {
+            continue;
+        }
+        let text = field.text().await.map_err(|error| bad(error.body_text()))?;
+        match name.as_str() {
+            "collection" => form.collection = Some(collection_id(&text)?),
+            "metadata" => form.metadata = Some(text).filter(|text| !text.trim().is_empty()),
+            "classification" => {
+                form.classification = Some(text.trim().to_owned()).filter(|text| !text.is_empty())
+            }
+            "purpose" => form.purpose = Some(text.trim().to_owned()).filter(|text| !text.is_empty()),
+            _ => {
+                let request: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|_| ApiError::invalid("request", "a JSON object, e.g. {\"collection\": 3}"))?;
+                match &request["collection"] {
+                    serde_json::Value::Number(number) => form.collection = number.as_i64(),
+                    serde_json::Value::String(text) => form.collection = Some(collection_id(text)?),
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(form)
+}
+
+/// Stores a read upload form's file in its collection.
+async fn upload_form(
+    state: &AppState,
+    principal: &civitas_identity::Principal,
+    form: UploadForm,
+) -> Result<UploadOutcome, ApiError> {
+    let (file_name, bytes) = form
+        .file
+        .ok_or_else(|| ApiError::invalid("file", "a `file` part is required"))?;
+    let collection = form.collection.ok_or_else(|| {
+        ApiError::invalid(
+            "collection",
+            "files are kept in collections: name one (a `collection` part; with the openai package, extra_body)",
+        )
+    })?;
+    upload(
+        state,
+        principal,
+        collection,
+        file_name,
+        bytes,
+        form.metadata,
+        form.classification,
+    )
+    .await
+}
+
+fn outcome_label(outcome: &UploadOutcome) -> (StatusCode, &'static str) {
+    match outcome {
+        UploadOutcome::Created(_) => (StatusCode::CREATED, "created"),
+        UploadOutcome::NewVersion(_) => (StatusCode::CREATED, "new_version"),
+        UploadOutcome::Duplicate(_) => (StatusCode::OK, "duplicate"),
+    }
+}
+
 #[utoipa::path(post, path = "/v1/documents", operation_id = "createDocument", tag = "knowledge",
     summary = "Upload a file into a collection (multipart: `file`, `collection`, optional `metadata` JSON and `classification`); ingestion runs in the background",
     responses((status = 201, body = UploadResult), (status = 200, body = UploadResult, description = "identical content already in the collection"),
@@ -517,79 +637,11 @@ pub async fn upload(
 pub async fn create_document(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    mut multipart: Multipart,
+    multipart: Multipart,
 ) -> Result<(StatusCode, Json<UploadResult>), ApiError> {
-    let bad = |message: String| ApiError::new(ErrorCode::InvalidRequestBody, message);
-    let (mut file, mut collection, mut metadata, mut classification) = (None, None, None, None);
-    while let Some(field) = multipart.next_field().await.map_err(|error| {
-        if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
-                    "the upload is larger than the limit of {} bytes",
-                    state.knowledge.limits.max_file_bytes
-                ),
-            )
-        } else {
-            bad(format!("the multipart body is malformed: {}", error.body_text()))
-        }
-    })? {
-        let name = field.name().unwrap_or_default().to_owned();
-        match name.as_str() {
-            "file" => {
-                let file_name = field.file_name().unwrap_or("upload").to_owned();
-                let bytes = field.bytes().await.map_err(|error| {
-                    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::new(
-                            ErrorCode::PayloadTooLarge,
-                            format!(
-                                "the file is larger than the limit of {} bytes",
-                                state.knowledge.limits.max_file_bytes
-                            ),
-                        )
-                        .with_param("file")
-                    } else {
-                        bad(format!("the file could not be read: {}", error.body_text()))
-                    }
-                })?;
-                file = Some((file_name, bytes.to_vec()));
-            }
-            "collection" | "metadata" | "classification" => {
-                let text = field.text().await.map_err(|error| bad(error.body_text()))?;
-                match name.as_str() {
-                    "collection" => {
-                        collection =
-                            Some(text.trim().parse::<i64>().map_err(|_| {
-                                ApiError::invalid("collection", "a collection id (an integer)")
-                            })?)
-                    }
-                    "metadata" => metadata = Some(text).filter(|text| !text.trim().is_empty()),
-                    _ => classification = Some(text.trim().to_owned()).filter(|text| !text.is_empty()),
-                }
-            }
-            // Albert's chunking parameters are accepted and left to
-            // Civitas' structure-aware chunking.
-            _ => {}
-        }
-    }
-    let (file_name, bytes) = file.ok_or_else(|| ApiError::invalid("file", "a `file` part is required"))?;
-    let collection =
-        collection.ok_or_else(|| ApiError::invalid("collection", "a `collection` part is required"))?;
-    let outcome = upload(
-        &state,
-        &principal,
-        collection,
-        file_name,
-        bytes,
-        metadata,
-        classification,
-    )
-    .await?;
-    let (status, label) = match &outcome {
-        UploadOutcome::Created(_) => (StatusCode::CREATED, "created"),
-        UploadOutcome::NewVersion(_) => (StatusCode::CREATED, "new_version"),
-        UploadOutcome::Duplicate(_) => (StatusCode::OK, "duplicate"),
-    };
+    let form = read_upload(&state, multipart).await?;
+    let outcome = upload_form(&state, &principal, form).await?;
+    let (status, label) = outcome_label(&outcome);
     let document = outcome.document().clone();
     Ok((
         status,
@@ -599,6 +651,54 @@ pub async fn create_document(
             document: document_view(document),
         }),
     ))
+}
+
+/// OpenAI's file object, for a file kept as a collection's document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FileObject {
+    /// `file-` and the document's id.
+    pub id: String,
+    /// Always `file`.
+    pub object: &'static str,
+    pub bytes: i64,
+    pub created_at: i64,
+    pub filename: String,
+    pub purpose: String,
+    /// `uploaded`: ingestion runs in the background (see the document).
+    pub status: &'static str,
+    pub document_id: i64,
+    pub collection_id: i64,
+    /// `created`, `new_version` or `duplicate`.
+    pub outcome: &'static str,
+}
+
+#[utoipa::path(post, path = "/v1/files", operation_id = "createFile", tag = "knowledge",
+    summary = "Upload a file (OpenAI's files API, Albert's `request`): it is kept as a document of the `collection` named and ingested in the background",
+    responses((status = 200, body = FileObject),
+        (status = 400, body = civitas_types::ErrorBody), (status = 404, body = civitas_types::ErrorBody), (status = 413, body = civitas_types::ErrorBody), (status = 415, body = civitas_types::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create_file(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    multipart: Multipart,
+) -> Result<Json<FileObject>, ApiError> {
+    let form = read_upload(&state, multipart).await?;
+    let purpose = form.purpose.clone().unwrap_or_else(|| "assistants".to_owned());
+    let outcome = upload_form(&state, &principal, form).await?;
+    let (_, label) = outcome_label(&outcome);
+    let document = outcome.document();
+    Ok(Json(FileObject {
+        id: format!("file-{}", document.id),
+        object: "file",
+        bytes: document.size_bytes,
+        created_at: document.created_at.timestamp(),
+        filename: document.name.clone(),
+        purpose,
+        status: "uploaded",
+        document_id: document.id,
+        collection_id: document.collection_id,
+        outcome: label,
+    }))
 }
 
 /// The document, if the caller may read its collection.

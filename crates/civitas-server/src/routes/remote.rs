@@ -433,7 +433,9 @@ pub async fn forward_chat(
         // of each type left as placeholders (never the values).
         forwarded.decision = Some(cleared.decision(cleared.pseudonymize.then(|| vault.counts()).as_ref()));
         probes.attempting(&provider);
-        let in_flight = InFlight::begin(&provider);
+        // A deployment of limited capacity is waited for in its fair queue.
+        let permit = state.gateway.turn(&provider.name, principal, history).await?;
+        let in_flight = InFlight::with(&provider, permit);
         let began = Instant::now();
         match attempt(&provider, &outgoing).await? {
             Attempt::Answer(response) => {
