@@ -243,6 +243,15 @@ pub struct KnowledgeConfig {
     /// Load the demo collection (an agency handbook in English and
     /// French) into the default agency on first start.
     pub demo_collection: bool,
+    /// A `[[providers]]` entry whose `/rerank` endpoint (the shape of
+    /// vLLM, TEI and Cohere: `query`, `documents` → `results` with
+    /// `index` and `relevance_score`) re-orders the passages found;
+    /// empty: no reranking.
+    pub rerank_provider: String,
+    /// The reranking model's name at that provider.
+    pub rerank_model: String,
+    /// Passages found before reranking (the best of them are kept).
+    pub rerank_candidates: u32,
 }
 
 impl Default for KnowledgeConfig {
@@ -255,6 +264,9 @@ impl Default for KnowledgeConfig {
             workers: 1,
             sync_every_seconds: 2,
             demo_collection: true,
+            rerank_provider: String::new(),
+            rerank_model: String::new(),
+            rerank_candidates: 20,
         }
     }
 }
@@ -1037,6 +1049,23 @@ impl Config {
             }
         }
         self.validate_routes()?;
+        if !self.knowledge.rerank_provider.is_empty()
+            && !self
+                .providers
+                .iter()
+                .any(|provider| provider.name == self.knowledge.rerank_provider)
+        {
+            return Err(invalid(
+                "knowledge.rerank_provider",
+                format!(
+                    "`{}` is not one of the [[providers]]",
+                    self.knowledge.rerank_provider
+                ),
+            ));
+        }
+        if !(1..=200).contains(&self.knowledge.rerank_candidates) {
+            return Err(invalid("knowledge.rerank_candidates", "between 1 and 200"));
+        }
         self.validate_classifications()?;
         if !self.data_protection.master_key.is_empty() {
             SecretLocation::parse(&self.data_protection.master_key)
@@ -1459,6 +1488,10 @@ mod tests {
             (
                 "[gateway]\ncooldown_after_failures = 0\n",
                 "gateway.cooldown_after_failures",
+            ),
+            (
+                "[knowledge]\nrerank_provider = \"nobody\"\n",
+                "knowledge.rerank_provider",
             ),
         ] {
             write(routes);

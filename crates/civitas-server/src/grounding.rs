@@ -123,6 +123,7 @@ pub async fn ground(
             // A passage only near in meaning must be near enough: a
             // question the collections do not speak of finds nothing.
             score_threshold: Some(MIN_SIMILARITY),
+            narrowing: crate::knowledge::Narrowing::default(),
         },
     )
     .await?;

@@ -587,6 +587,20 @@ pub struct Search<'a> {
     pub rrf_k: f32,
     pub fusion: civitas_knowledge::Fusion,
     pub score_threshold: Option<f32>,
+    /// Only these documents, dates and metadata (applied inside the
+    /// search, like access).
+    pub narrowing: Narrowing,
+}
+
+/// What a search is narrowed to besides collections.
+#[derive(Debug, Clone, Default)]
+pub struct Narrowing {
+    pub documents: Option<HashSet<i64>>,
+    /// Documents created at or after / before (Unix seconds).
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+    /// Each pair must be in the document's metadata.
+    pub metadata: Vec<(String, String)>,
 }
 
 /// Searches for `principal`, within their access and clearance.
@@ -603,6 +617,7 @@ pub async fn search(
         rrf_k,
         fusion,
         score_threshold,
+        narrowing,
     } = search;
     let readable = readable_collections(state, principal).await?;
     let readable_ids: HashSet<i64> = readable.iter().map(|(collection, _)| collection.id).collect();
@@ -636,7 +651,17 @@ pub async fn search(
         collections: wanted,
         max_level_rank: u8::try_from(crate::classification::clearance_rank(state, principal))
             .unwrap_or(u8::MAX),
-        ..Filter::default()
+        documents: narrowing.documents,
+        created_after: narrowing.created_after,
+        created_before: narrowing.created_before,
+        metadata: narrowing.metadata,
+    };
+    // With a reranker, more passages are found for it to choose from.
+    let k = k.max(1);
+    let candidates = if state.config.knowledge.rerank_provider.is_empty() {
+        k
+    } else {
+        k.max(state.config.knowledge.rerank_candidates as usize)
     };
     let hits = {
         let index = state
@@ -648,7 +673,7 @@ pub async fn search(
             query,
             vector: vector.as_deref(),
             method,
-            k,
+            k: candidates,
             rrf_k,
             fusion,
             score_threshold,
@@ -664,7 +689,7 @@ pub async fn search(
         .into_iter()
         .map(|chunk| (chunk.id, chunk))
         .collect();
-    Ok(hits
+    let found: Vec<Found> = hits
         .into_iter()
         .filter_map(|hit| {
             chunks.remove(&hit.chunk_id).map(|chunk| Found {
@@ -674,5 +699,35 @@ pub async fn search(
                 chunk,
             })
         })
-        .collect())
+        .collect();
+    Ok(rerank(state, query, found, k).await)
+}
+
+/// The best `k` of `found`, re-ordered by the configured reranker
+/// (`knowledge.rerank_provider`), whose relevance becomes their score. If
+/// there is none, or it fails, they keep their order.
+async fn rerank(state: &AppState, query: &str, mut found: Vec<Found>, k: usize) -> Vec<Found> {
+    let settings = &state.config.knowledge;
+    let provider = state
+        .providers
+        .iter()
+        .find(|provider| !settings.rerank_provider.is_empty() && provider.name == settings.rerank_provider);
+    let Some(provider) = provider else {
+        found.truncate(k);
+        return found;
+    };
+    let passages: Vec<&str> = found.iter().map(|hit| hit.chunk.content.as_str()).collect();
+    match provider.rerank(&settings.rerank_model, query, &passages).await {
+        Ok(scores) => {
+            for (hit, score) in found.iter_mut().zip(scores) {
+                hit.score = score;
+            }
+            found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        }
+        Err(error) => {
+            tracing::warn!(provider = %provider.name, %error, "reranking failed; the passages keep their order")
+        }
+    }
+    found.truncate(k);
+    found
 }

@@ -162,7 +162,18 @@ impl RemoteProvider {
         if self.kind == ProviderKind::Anthropic {
             headers.push(("anthropic-version", crate::anthropic::API_VERSION.to_owned()));
         }
-        let sent = self.client.post_json_with(&url, &headers, body);
+        self.send_with(&url, &headers, body).await
+    }
+
+    /// POSTs `body` with `headers`, waiting for the answer to begin at
+    /// most `first_byte_timeout_seconds`.
+    async fn send_with(
+        &self,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: &impl serde::Serialize,
+    ) -> Result<reqwest::Response, SendError> {
+        let sent = self.client.post_json_with(url, headers, body);
         match tokio::time::timeout(self.first_byte_timeout, sent).await {
             Ok(answer) => Ok(answer?),
             Err(_) => Err(SendError::FirstByteTimeout(self.first_byte_timeout.as_secs())),
@@ -176,6 +187,50 @@ impl RemoteProvider {
         body.model = self.upstream_model(&request.model).to_owned();
         body.civitas = None;
         body
+    }
+
+    /// Relevance of each of `documents` to `query` from the provider's
+    /// `/rerank` endpoint (vLLM, TEI and Cohere's shape), by index.
+    pub async fn rerank(&self, model: &str, query: &str, documents: &[&str]) -> Result<Vec<f32>, String> {
+        let url = format!("{}/rerank", self.base_url);
+        let body =
+            serde_json::json!({"model": self.upstream_model(model), "query": query, "documents": documents});
+        let response = self
+            .send_json(&url, &body)
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = self
+            .client
+            .read_bounded(response)
+            .await
+            .map_err(|error| error.to_string())?;
+        if !(200..300).contains(&status) {
+            return Err(format!("`{}` answered {status}", self.name));
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|_| format!("`{}` answered something else than JSON", self.name))?;
+        let mut scores = vec![f32::NEG_INFINITY; documents.len()];
+        for result in answer["results"].as_array().into_iter().flatten() {
+            let index = result["index"]
+                .as_u64()
+                .and_then(|index| usize::try_from(index).ok());
+            let score = result["relevance_score"].as_f64();
+            match (index, score) {
+                (Some(index), Some(score)) if index < scores.len() => scores[index] = score as f32,
+                _ => {
+                    return Err(format!(
+                        "`{}` answered results without index or relevance_score",
+                        self.name
+                    ))
+                }
+            }
+        }
+        Ok(scores)
+    }
+
+    async fn send_json(&self, url: &str, body: &serde_json::Value) -> Result<reqwest::Response, SendError> {
+        self.send_with(url, &self.credentials(), body).await
     }
 
     /// A list of the provider's models (`GET /models`), for

@@ -929,3 +929,264 @@ async fn the_workspace_asks_several_collections_and_retention_reaches_the_index(
     assert!(hits.is_empty(), "{hits:?}");
     app.shutdown().await;
 }
+
+/// Search narrowed to documents, dates and metadata, inside the search.
+#[tokio::test]
+async fn search_is_narrowed_by_document_date_and_metadata() {
+    let Some(app) = spawn_app_with(AppOptions {
+        embeddings: false,
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let key = civitas_test_support::TEST_KEY;
+    let created = json_of(
+        app.call(
+            Method::POST,
+            "/v1/collections",
+            key,
+            Some(&json!({"name": "Rules"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let collection = created["id"].as_i64().unwrap();
+    let mut ids = Vec::new();
+    for (name, text, metadata) in [
+        (
+            "decree.md",
+            "# Parking\n\nParking permits are renewed in March.\n",
+            r#"{"source":"decree","year":2026}"#,
+        ),
+        (
+            "memo.md",
+            "# Parking\n\nParking permits for visitors are issued at the desk.\n",
+            r#"{"source":"memo"}"#,
+        ),
+    ] {
+        let uploaded = json_of(
+            upload(
+                &app,
+                key,
+                collection,
+                name,
+                text.as_bytes(),
+                &[("metadata", metadata)],
+            )
+            .await,
+            201,
+        )
+        .await;
+        let id = uploaded["id"].as_i64().unwrap();
+        assert_eq!(settled(&app, key, id).await["status"], "ready");
+        ids.push(id);
+    }
+    let names = |hits: Vec<Value>| {
+        let mut names: Vec<String> = hits
+            .iter()
+            .map(|hit| {
+                hit["chunk"]["metadata"]["document_name"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let base = json!({"prompt": "parking permits", "method": "lexical", "collections": [collection]});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        for (key, value) in extra.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        body
+    };
+    // Each narrowing is applied before ranking (the index reads the
+    // document's own metadata, stored sealed).
+    for attempt in 0..50 {
+        if names(search(&app, key, base.clone()).await).len() == 2 {
+            break;
+        }
+        assert!(attempt < 49, "both documents are searchable");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        names(search(&app, key, with(json!({"metadata": {"source": "decree"}}))).await),
+        ["decree.md"]
+    );
+    assert_eq!(
+        names(search(&app, key, with(json!({"metadata": {"year": 2026}}))).await),
+        ["decree.md"]
+    );
+    assert_eq!(
+        names(search(&app, key, with(json!({"documents": [ids[1]]}))).await),
+        ["memo.md"]
+    );
+    assert!(
+        search(&app, key, with(json!({"created_after": "2999-01-01T00:00:00Z"})))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        names(search(&app, key, with(json!({"created_before": "2999-01-01T00:00:00Z"}))).await),
+        ["decree.md", "memo.md"]
+    );
+    let refused = json_of(
+        app.call(
+            Method::POST,
+            "/v1/search",
+            key,
+            Some(&with(json!({"metadata": {"source": {"x": 1}}}))),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_eq!(refused["error"]["param"], "metadata");
+    let refused = json_of(
+        app.call(
+            Method::POST,
+            "/v1/search",
+            key,
+            Some(&with(json!({"created_after": "last week"}))),
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("created_after"),
+        "{refused}"
+    );
+    app.shutdown().await;
+}
+
+/// A reranker (a provider's `/rerank`, vLLM's and Cohere's shape) orders
+/// the passages found; when it fails they keep their order.
+#[tokio::test]
+async fn a_configured_reranker_orders_the_passages_and_its_failure_changes_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let failing = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(std::sync::Mutex::new(Value::Null));
+    let router = {
+        let (failing, seen) = (Arc::clone(&failing), Arc::clone(&seen));
+        axum::Router::new().route(
+            "/v1/rerank",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let (failing, seen) = (Arc::clone(&failing), Arc::clone(&seen));
+                async move {
+                    *seen.lock().unwrap() = body.clone();
+                    if failing.load(Ordering::SeqCst) {
+                        return (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({})));
+                    }
+                    let results: Vec<Value> = body["documents"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .enumerate()
+                        .map(|(index, text)| {
+                            let visitors = text.as_str().unwrap().contains("visitors");
+                            json!({"index": index, "relevance_score": if visitors { 0.9 } else { 0.1 }})
+                        })
+                        .collect();
+                    (
+                        axum::http::StatusCode::OK,
+                        axum::Json(json!({"results": results})),
+                    )
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let Some(app) = spawn_app_with(AppOptions {
+        embeddings: false,
+        providers: vec![civitas_config::ProviderConfig {
+            name: "reranker".to_owned(),
+            base_url: format!("http://{address}/v1"),
+            models: vec!["bge-reranker".to_owned()],
+            allow_internal: true,
+            ..civitas_config::ProviderConfig::default()
+        }],
+        tweak: Arc::new(|config| {
+            config.knowledge.rerank_provider = "reranker".to_owned();
+            config.knowledge.rerank_model = "bge-reranker".to_owned();
+        }),
+        ..AppOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let key = civitas_test_support::TEST_KEY;
+    let created = json_of(
+        app.call(
+            Method::POST,
+            "/v1/collections",
+            key,
+            Some(&json!({"name": "Rules"})),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let collection = created["id"].as_i64().unwrap();
+    for (name, text) in [
+        (
+            "decree.md",
+            "# Parking\n\nParking permits are renewed in March.\n",
+        ),
+        (
+            "memo.md",
+            "# Parking\n\nParking permits for visitors are issued at the desk.\n",
+        ),
+    ] {
+        let uploaded = json_of(
+            upload(&app, key, collection, name, text.as_bytes(), &[]).await,
+            201,
+        )
+        .await;
+        assert_eq!(
+            settled(&app, key, uploaded["id"].as_i64().unwrap()).await["status"],
+            "ready"
+        );
+    }
+    let body = json!({"prompt": "parking permits renewed", "method": "lexical", "collections": [collection], "k": 1});
+    let mut hits = Vec::new();
+    for _ in 0..50 {
+        hits = search(&app, key, body.clone()).await;
+        if !hits.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // BM25 alone puts the decree first ("renewed"); the reranker prefers
+    // the memo, and its relevance is the score. One passage is kept of
+    // the candidates it was given.
+    assert_eq!(hits.len(), 1);
+    assert_eq!(
+        hits[0]["chunk"]["metadata"]["document_name"], "memo.md",
+        "{hits:?}"
+    );
+    assert!((hits[0]["score"].as_f64().unwrap() - 0.9).abs() < 1e-6);
+    let asked = seen.lock().unwrap().clone();
+    assert_eq!(asked["model"], "bge-reranker");
+    assert_eq!(asked["query"], "parking permits renewed");
+    assert_eq!(asked["documents"].as_array().unwrap().len(), 2);
+    failing.store(true, Ordering::SeqCst);
+    let hits = search(&app, key, body).await;
+    assert_eq!(
+        hits[0]["chunk"]["metadata"]["document_name"], "decree.md",
+        "{hits:?}"
+    );
+    app.shutdown().await;
+}

@@ -946,6 +946,20 @@ pub struct SearchBody {
     /// Semantic: drop passages below this cosine similarity.
     #[serde(default)]
     pub score_threshold: Option<f32>,
+    /// Only passages of these documents.
+    #[serde(default)]
+    pub documents: Option<Vec<i64>>,
+    /// Only documents added at or after this time (RFC 3339).
+    #[serde(default)]
+    pub created_after: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only documents added before this time (RFC 3339).
+    #[serde(default)]
+    pub created_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only documents whose metadata holds each of these values (strings,
+    /// numbers or booleans), e.g. `{"source": "decree"}`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -1009,6 +1023,33 @@ pub async fn search(
             ));
         }
     }
+    let mut narrowing = crate::knowledge::Narrowing {
+        documents: body.documents.as_ref().map(|ids| ids.iter().copied().collect()),
+        created_after: body.created_after.map(|at| at.timestamp()),
+        created_before: body.created_before.map(|at| at.timestamp()),
+        metadata: Vec::new(),
+    };
+    if body
+        .documents
+        .as_ref()
+        .is_some_and(|ids| ids.is_empty() || ids.len() > 1_000)
+    {
+        return Err(ApiError::invalid("documents", "between 1 and 1,000 document ids"));
+    }
+    for (key, value) in body.metadata.iter().flatten() {
+        let value = match value {
+            serde_json::Value::String(text) => text.clone(),
+            serde_json::Value::Number(number) => number.to_string(),
+            serde_json::Value::Bool(flag) => flag.to_string(),
+            _ => {
+                return Err(ApiError::invalid(
+                    "metadata",
+                    "each value is a string, a number or a boolean",
+                ))
+            }
+        };
+        narrowing.metadata.push((key.clone(), value));
+    }
     let found = crate::knowledge::search(
         &state,
         &principal,
@@ -1020,6 +1061,7 @@ pub async fn search(
             rrf_k,
             fusion,
             score_threshold: body.score_threshold,
+            narrowing,
         },
     )
     .await?;
