@@ -41,6 +41,8 @@ pub struct Config {
     /// How requests are spread over the deployments of a model: retries,
     /// cool-down, and a strategy per model.
     pub gateway: GatewayConfig,
+    /// Every outbound call: a proxy, an extra certificate authority.
+    pub outbound: OutboundConfig,
     /// Prices per model, for cost budgets and usage reports.
     pub prices: Vec<PriceConfig>,
     /// OpenID Connect identity providers for single sign-on, each bound to
@@ -154,6 +156,7 @@ impl Default for Config {
             classifications: default_classifications(),
             providers: Vec::new(),
             gateway: GatewayConfig::default(),
+            outbound: OutboundConfig::default(),
             prices: Vec::new(),
             oidc: Vec::new(),
         }
@@ -560,6 +563,21 @@ impl Default for ProviderConfig {
             jurisdiction: String::new(),
         }
     }
+}
+
+/// `[outbound]`: every call Civitas makes (providers, single sign-on,
+/// trace export).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundConfig {
+    /// An HTTP(S) proxy every call goes through, except to hosts allowed
+    /// as internal (`allow_internal`: the agency's own servers); it then
+    /// resolves names and decides egress. Empty: no proxy (the
+    /// environment's proxy variables are ignored).
+    pub proxy: String,
+    /// A PEM file of certificate authorities trusted besides the system's
+    /// (the agency's own). Empty: the system's only.
+    pub ca_bundle: String,
 }
 
 /// How a model's deployments share its requests.
@@ -1049,6 +1067,12 @@ impl Config {
             }
         }
         self.validate_routes()?;
+        if !self.outbound.proxy.is_empty()
+            && !self.outbound.proxy.starts_with("http://")
+            && !self.outbound.proxy.starts_with("https://")
+        {
+            return Err(invalid("outbound.proxy", "an http:// or https:// URL"));
+        }
         if !self.knowledge.rerank_provider.is_empty()
             && !self
                 .providers

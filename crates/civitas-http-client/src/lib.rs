@@ -10,7 +10,46 @@
 //! `SSL_CERT_FILE`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// Outbound settings of the whole process, set once at start
+/// ([`configure`]) and applied to every client made after.
+#[derive(Debug, Clone, Default)]
+pub struct Outbound {
+    /// Every call goes through this HTTP(S) proxy, except to the hosts a
+    /// client allow-lists as internal (the agency's own servers). `None`:
+    /// no proxy (proxy variables of the environment are ignored).
+    pub proxy: Option<String>,
+    /// PEM certificates trusted besides the system's (the agency's own
+    /// certificate authority).
+    pub ca_bundle: Option<Vec<u8>>,
+}
+
+static OUTBOUND: OnceLock<Outbound> = OnceLock::new();
+
+/// Sets the process's outbound settings, after checking them (the proxy
+/// is a URL, the bundle holds certificates); the first call wins.
+pub fn configure(outbound: Outbound) -> Result<(), HttpClientError> {
+    if let Some(proxy) = &outbound.proxy {
+        reqwest::Proxy::all(proxy).map_err(|error| HttpClientError::InvalidUrl(format!("proxy: {error}")))?;
+    }
+    if let Some(bundle) = &outbound.ca_bundle {
+        let certificates = reqwest::Certificate::from_pem_bundle(bundle)
+            .map_err(|error| HttpClientError::Transport(format!("CA bundle: {error}")))?;
+        if certificates.is_empty() {
+            return Err(HttpClientError::Transport(
+                "CA bundle: no certificate in it".to_owned(),
+            ));
+        }
+    }
+    let _ = OUTBOUND.set(outbound);
+    Ok(())
+}
+
+fn outbound() -> &'static Outbound {
+    OUTBOUND.get_or_init(Outbound::default)
+}
 
 /// Why an outbound call was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +120,9 @@ fn is_internal_v4(v4: Ipv4Addr) -> bool {
 }
 
 impl AddressPolicy {
-    /// Checks a URL's host and every address it resolves to.
+    /// Checks a URL's host and every address it resolves to. Behind a
+    /// proxy a name is resolved, and its egress decided, by the proxy;
+    /// an address written in the URL is still checked here.
     pub async fn check(&self, url: &url::Url) -> Result<(), HttpClientError> {
         let host = url
             .host_str()
@@ -92,6 +133,10 @@ impl AddressPolicy {
             .iter()
             .any(|allowed| allowed.eq_ignore_ascii_case(&host))
         {
+            return Ok(());
+        }
+        let literal = matches!(url.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+        if !literal && outbound().proxy.is_some() {
             return Ok(());
         }
         let port = url.port_or_known_default().unwrap_or(443);
@@ -131,12 +176,28 @@ impl HttpClient {
         timeout: Duration,
         max_body_bytes: usize,
     ) -> Result<HttpClient, HttpClientError> {
-        let inner = reqwest::Client::builder()
+        let settings = outbound();
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(transport)?;
+            .redirect(reqwest::redirect::Policy::none());
+        builder = match &settings.proxy {
+            Some(proxy) => {
+                let bypass = policy.allowed_internal_hosts.join(",");
+                builder.proxy(
+                    reqwest::Proxy::all(proxy)
+                        .map_err(transport)?
+                        .no_proxy(reqwest::NoProxy::from_string(&bypass)),
+                )
+            }
+            None => builder.no_proxy(),
+        };
+        if let Some(bundle) = &settings.ca_bundle {
+            for certificate in reqwest::Certificate::from_pem_bundle(bundle).map_err(transport)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let inner = builder.build().map_err(transport)?;
         Ok(HttpClient {
             inner,
             policy,

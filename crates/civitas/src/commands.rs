@@ -15,12 +15,31 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::{Cli, Command, ConfigCommand, ModelsCommand};
 
+/// The proxy and extra certificate authorities of every outbound call.
+fn configure_outbound(config: &Config) -> Result<()> {
+    let settings = &config.outbound;
+    let ca_bundle = if settings.ca_bundle.is_empty() {
+        None
+    } else {
+        Some(
+            std::fs::read(&settings.ca_bundle)
+                .with_context(|| format!("outbound.ca_bundle: cannot read {}", settings.ca_bundle))?,
+        )
+    };
+    civitas_http_client::configure(civitas_http_client::Outbound {
+        proxy: Some(settings.proxy.clone()).filter(|proxy| !proxy.is_empty()),
+        ca_bundle,
+    })
+    .map_err(|error| anyhow!("outbound: {error}"))
+}
+
 pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Openapi = cli.command {
         println!("{}", civitas_server::openapi_json());
         return Ok(());
     }
     let config = Config::load(cli.config.as_deref()).map_err(|error| anyhow!("{error}"))?;
+    configure_outbound(&config)?;
     match cli.command {
         Command::Serve { listen, no_pull } => serve(config, listen, no_pull).await,
         Command::Models(command) => models(config, command).await,
