@@ -654,6 +654,10 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: u64,
+    /// API requests answered at once (a stream counts until its end);
+    /// beyond, 503 `server_busy` at once, before any work, so that an
+    /// overload cannot pile up connections and memory.
+    pub max_in_flight: u32,
     /// Seconds given to streams in flight when the server is asked to stop.
     pub shutdown_grace_seconds: u64,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For`
@@ -734,6 +738,7 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: "127.0.0.1:8080".to_owned(),
             max_body_bytes: 4 * 1024 * 1024,
+            max_in_flight: 2048,
             shutdown_grace_seconds: 15,
             trusted_proxies: Vec::new(),
         }

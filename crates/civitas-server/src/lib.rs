@@ -285,7 +285,8 @@ pub fn router(state: AppState) -> Router {
         .merge(limited)
         .route_layer(from_fn_with_state(state.clone(), audit::record_changes))
         .route_layer(from_fn_with_state(state.clone(), recorder::record_requests))
-        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate))
+        .route_layer(from_fn_with_state(state.clone(), middleware::shed));
     with_edge_layers(public.merge(api).merge(web::router(state.clone())), state)
 }
 
@@ -395,6 +396,7 @@ impl Application {
             .as_ref()
             .map_or(0, |embedder| embedder.dimensions());
         let metrics = Arc::new(Metrics::default());
+        let config_max_in_flight = config.server.max_in_flight.max(1) as usize;
         let gateway = Arc::new(gateway::Gateway::new(
             &config,
             &models.providers,
@@ -409,6 +411,7 @@ impl Application {
             gateway,
             sso: Arc::new(sso),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(config_max_in_flight)),
             knowledge: Arc::new(knowledge::Knowledge::new(
                 &config_for_energy.knowledge,
                 dimensions,
@@ -558,6 +561,7 @@ mod tests {
             gateway: Arc::new(gateway::Gateway::default()),
             sso: Arc::new(Vec::new()),
             embedding_permits: Arc::new(tokio::sync::Semaphore::new(1)),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(2048)),
             knowledge: Arc::new(knowledge::Knowledge::new(
                 &civitas_config::KnowledgeConfig::default(),
                 0,

@@ -171,3 +171,53 @@ pub async fn request_context(State(state): State<AppState>, mut request: Request
     }
     response
 }
+
+/// A response body that holds its request's place among those in flight
+/// until it is sent (or dropped), with the inner body's size kept.
+struct Held {
+    inner: axum::body::Body,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Held {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(context)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Sheds load: past `server.max_in_flight` API requests being answered
+/// (a stream counts until its end), 503 `server_busy` at once, before any
+/// work (no database, no model), so that an overload costs little.
+pub async fn shed(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Ok(place) = std::sync::Arc::clone(&state.in_flight).try_acquire_owned() else {
+        let mut busy = crate::error::ApiError::new(
+            civitas_types::ErrorCode::ServerBusy,
+            "the server is answering as many requests as it may; try again in a moment",
+        );
+        busy.retry_after_seconds = Some(1);
+        return axum::response::IntoResponse::into_response(busy);
+    };
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        axum::body::Body::new(Held {
+            inner: body,
+            _place: place,
+        }),
+    )
+}

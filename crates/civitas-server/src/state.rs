@@ -26,6 +26,8 @@ pub struct AppState {
     pub sso: Arc<Vec<Arc<crate::sso::SsoProvider>>>,
     /// Embeddings computed at once (each uses one core).
     pub embedding_permits: Arc<tokio::sync::Semaphore>,
+    /// API requests being answered (`server.max_in_flight`).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     pub knowledge: Arc<crate::knowledge::Knowledge>,
     pub metrics: Arc<Metrics>,
     /// Grants and limits per person, valid while the identity version holds.

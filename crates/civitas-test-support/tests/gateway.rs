@@ -596,3 +596,37 @@ async fn a_deployment_of_limited_capacity_queues_requests_and_refuses_past_its_q
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn past_its_requests_in_flight_the_server_answers_busy_at_once() {
+    let (_slow, slow_url) = upstream("slow", Behaviour::Endless).await;
+    let Some(app) = gateway(vec![deployment("slow", &slow_url, "slow-model")], |config| {
+        config.server.max_in_flight = 1;
+    })
+    .await
+    else {
+        return;
+    };
+    // A stream holds the only place until it ends.
+    let mut first = ask(&app, "slow-model", true).await.bytes_stream();
+    assert!(first.next().await.unwrap().is_ok());
+    let busy = app.get("/v1/models").await;
+    assert_eq!(busy.status(), 503);
+    assert_eq!(busy.headers()["retry-after"], "1");
+    let body: Value = busy.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "server_busy");
+    assert!(!body["error"]["request_id"].as_str().unwrap().is_empty());
+    // Health stays answerable; the place comes back when the stream goes.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    drop(first);
+    let mut freed = false;
+    for _ in 0..100 {
+        if app.get("/v1/models").await.status() == 200 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(freed, "the place was not given back");
+    app.shutdown().await;
+}

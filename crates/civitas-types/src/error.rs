@@ -139,6 +139,9 @@ error_codes! {
     QueueFull => ("queue_full", "rate_limit_error", 429),
     /// The model is still loading or failed to load.
     ModelUnavailable => ("model_unavailable", "server_error", 503),
+    /// The server is answering as many API requests as it may
+    /// (`server.max_in_flight`); retry after `Retry-After`.
+    ServerBusy => ("server_busy", "server_error", 503),
     /// The server is shutting down.
     ShuttingDown => ("shutting_down", "server_error", 503),
     /// The database could not complete the request.
