@@ -284,9 +284,16 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
     };
     match resolved {
         Ok((principal, version)) => {
-            request
-                .extensions_mut()
-                .insert(crate::middleware::Caller::of(&principal, version));
+            let mut caller = crate::middleware::Caller::of(&principal, version);
+            // A client may put its own work behind others' (never ahead).
+            if request
+                .headers()
+                .get("x-civitas-priority")
+                .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"batch"))
+            {
+                caller.priority = crate::fair_queue::Priority::Batch;
+            }
+            request.extensions_mut().insert(caller);
             request.extensions_mut().insert(principal);
             next.run(request).await
         }

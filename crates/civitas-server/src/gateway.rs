@@ -112,14 +112,12 @@ impl Gateway {
         &self,
         name: &str,
         principal: &civitas_identity::Principal,
-        history: crate::classification::History,
+        priority: Priority,
     ) -> Result<Option<crate::fair_queue::Permit>, crate::error::ApiError> {
         let Some(queue) = self.queues.get(name) else {
             return Ok(None);
         };
-        take_turn(queue, priority_of(history), &tenant_of(principal))
-            .await
-            .map(Some)
+        take_turn(queue, priority, &tenant_of(principal)).await.map(Some)
     }
 
     pub fn serves(&self, model: &str) -> bool {
@@ -266,14 +264,6 @@ pub fn tenant_of(principal: &civitas_identity::Principal) -> String {
         |group| format!("group:{}", group.id),
     );
     format!("{}/{team}", principal.person.agency_id)
-}
-
-/// The class of a request: a person in the workspace, or a program.
-pub fn priority_of(history: crate::classification::History) -> Priority {
-    match history {
-        crate::classification::History::Stored => Priority::Interactive,
-        crate::classification::History::Client => Priority::Api,
-    }
 }
 
 /// Waits for a turn in `queue`; a full queue answers 429 `queue_full`.

@@ -32,6 +32,10 @@ pub struct Caller {
     pub charge: std::sync::Arc<Vec<String>>,
     /// The identity version read with the credential.
     pub identity_version: i64,
+    /// Its class in fair queues: API traffic, or batch work when the
+    /// client says so (`x-civitas-priority: batch`); the workspace's
+    /// people go first.
+    pub priority: crate::fair_queue::Priority,
 }
 
 impl Caller {
@@ -42,6 +46,7 @@ impl Caller {
             key_id: principal.key().map(|key| key.id.clone()),
             charge: std::sync::Arc::default(),
             identity_version,
+            priority: crate::fair_queue::Priority::Api,
         }
     }
 

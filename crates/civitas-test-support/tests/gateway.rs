@@ -630,3 +630,56 @@ async fn past_its_requests_in_flight_the_server_answers_busy_at_once() {
     assert!(freed, "the place was not given back");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn batch_work_waits_behind_api_traffic_for_a_deployment_of_limited_capacity() {
+    let (_slow, slow_url) = upstream("slow", Behaviour::Endless).await;
+    let mut limited = deployment("slow", &slow_url, "slow-model");
+    limited.max_concurrent = Some(1);
+    let Some(app) = gateway(vec![limited], |_| {}).await else {
+        return;
+    };
+    let send = |priority: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/v1/chat/completions"))
+            .bearer_auth(civitas_test_support::TEST_KEY)
+            .json(&json!({"model": "slow-model", "messages": [{"role": "user", "content": "Hello"}], "stream": true}));
+        if let Some(priority) = priority {
+            request = request.header("x-civitas-priority", priority);
+        }
+        tokio::spawn(request.send())
+    };
+    let waiting = |class: &'static str| {
+        let app = &app;
+        async move {
+            for _ in 0..100 {
+                let metrics = app.get("/metrics").await.text().await.unwrap();
+                if metrics.contains(&format!(
+                    r#"civitas_queue_waiting{{queue="slow",class="{class}"}} 1"#
+                )) {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    let mut holder = ask(&app, "slow-model", true).await.bytes_stream();
+    assert!(holder.next().await.unwrap().is_ok());
+    // Batch work queues first, API traffic after; the API request goes first.
+    let batch = send(Some("batch"));
+    assert!(waiting("batch").await);
+    let api = send(None);
+    assert!(waiting("api").await);
+    drop(holder);
+    let api = api.await.unwrap().unwrap();
+    assert_eq!(api.status(), 200);
+    let mut api = api.bytes_stream();
+    assert!(api.next().await.unwrap().is_ok());
+    assert!(!batch.is_finished(), "batch work went before API traffic");
+    drop(api);
+    let batch = batch.await.unwrap().unwrap();
+    assert_eq!(batch.status(), 200);
+    app.shutdown().await;
+}

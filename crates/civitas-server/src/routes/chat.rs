@@ -952,7 +952,7 @@ pub async fn run(
         .map_err(engine_error)?;
     // The local model's slots are shared fairly: chat before API traffic,
     // agencies and teams in turn.
-    let permit = state.gateway.turn("local", principal, history).await?;
+    let permit = state.gateway.turn("local", principal, caller.priority).await?;
     let (sender, receiver) = mpsc::unbounded_channel();
     engine
         .submit(prompt, plan.params.clone(), sender)

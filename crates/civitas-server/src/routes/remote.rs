@@ -434,7 +434,10 @@ pub async fn forward_chat(
         forwarded.decision = Some(cleared.decision(cleared.pseudonymize.then(|| vault.counts()).as_ref()));
         probes.attempting(&provider);
         // A deployment of limited capacity is waited for in its fair queue.
-        let permit = state.gateway.turn(&provider.name, principal, history).await?;
+        let permit = state
+            .gateway
+            .turn(&provider.name, principal, forwarded.caller.priority)
+            .await?;
         let in_flight = InFlight::with(&provider, permit);
         let began = Instant::now();
         match attempt(&provider, &outgoing).await? {

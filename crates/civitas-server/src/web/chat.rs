@@ -788,7 +788,12 @@ async fn generate(
         request_id: Some(request_id.clone()),
         ..Default::default()
     };
-    let caller = limits::admit(state, principal, Caller::of(principal, version), &origin).await?;
+    // A person waiting in the workspace goes before API and batch work.
+    let caller = Caller {
+        priority: crate::fair_queue::Priority::Interactive,
+        ..Caller::of(principal, version)
+    };
+    let caller = limits::admit(state, principal, caller, &origin).await?;
     // A stored conversation's answers were written by the models, not
     // typed: markings the model wrote do not raise its level. A temporary
     // chat's history comes from the page, like an API client's.
