@@ -215,7 +215,7 @@ pub struct StreamTranslator {
     include_usage: bool,
     id: String,
     created: i64,
-    buffer: Vec<u8>,
+    events: crate::routes::remote::SseEvents,
     /// Content block index → tool call index, for tool-use blocks.
     tools: std::collections::BTreeMap<u64, u64>,
     prompt_tokens: u64,
@@ -230,7 +230,7 @@ impl StreamTranslator {
             include_usage,
             id: String::new(),
             created: chrono::Utc::now().timestamp(),
-            buffer: Vec::new(),
+            events: crate::routes::remote::SseEvents::default(),
             tools: std::collections::BTreeMap::new(),
             prompt_tokens: 0,
             completion_tokens: 0,
@@ -303,6 +303,15 @@ impl StreamTranslator {
         }
     }
 
+    /// The chunks of an event's `data:` lines.
+    fn data_of(&mut self, event: &str) -> String {
+        event
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|data| self.event(data.trim_start()))
+            .collect()
+    }
+
     /// The usage chunk (when asked for) and `[DONE]`, once.
     fn finish(&mut self) -> String {
         if self.done {
@@ -326,31 +335,18 @@ impl StreamTranslator {
 
 impl crate::routes::remote::SseTransform for StreamTranslator {
     fn feed(&mut self, bytes: &[u8]) -> String {
-        self.buffer
-            .extend(bytes.iter().copied().filter(|&byte| byte != b'\r'));
-        let mut out = String::new();
-        while let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
-            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
-            for line in String::from_utf8_lossy(&event).lines() {
-                if let Some(data) = line.strip_prefix("data:") {
-                    out.push_str(&self.event(data.trim_start()));
-                }
-            }
-        }
-        out
+        self.events
+            .push(bytes)
+            .iter()
+            .map(|event| self.data_of(event))
+            .collect()
     }
 
     /// An upstream that stopped without `message_stop` gets no `[DONE]`:
     /// the client sees that the answer is incomplete.
     fn end(&mut self) -> String {
-        let rest = std::mem::take(&mut self.buffer);
-        let mut out = String::new();
-        for line in String::from_utf8_lossy(&rest).lines() {
-            if let Some(data) = line.strip_prefix("data:") {
-                out.push_str(&self.event(data.trim_start()));
-            }
-        }
-        out
+        let rest = self.events.rest();
+        self.data_of(&rest)
     }
 }
 

@@ -66,6 +66,17 @@ async fn json_of(response: reqwest::Response, expected: u16) -> Value {
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
+/// Creates a collection described by `body`; its id.
+async fn new_collection(app: &TestApp, key: &str, body: Value) -> i64 {
+    json_of(
+        app.call(Method::POST, "/v1/collections", key, Some(&body)).await,
+        201,
+    )
+    .await["id"]
+        .as_i64()
+        .unwrap()
+}
+
 /// Waits until the document is ready or failed.
 async fn settled(app: &TestApp, key: &str, id: i64) -> Value {
     for _ in 0..600 {
@@ -532,13 +543,7 @@ async fn answers_cite_only_retrieved_sources_and_say_when_nothing_supports_them(
         return;
     };
     let key = civitas_test_support::TEST_KEY;
-    let created = json_of(
-        app.call(Method::POST, "/v1/collections", key, Some(&json!({"name": "HR"})))
-            .await,
-        201,
-    )
-    .await;
-    let collection = created["id"].as_i64().unwrap();
+    let collection = new_collection(&app, key, json!({"name": "HR"})).await;
     let uploaded = json_of(
         upload(&app, key, collection, "leave.md", LEAVE.as_bytes(), &[]).await,
         201,
@@ -697,19 +702,7 @@ async fn replicas_index_what_the_other_ingested_and_forget_what_it_deleted() {
         return;
     };
     let key = civitas_test_support::TEST_KEY;
-    let created = json_of(
-        first
-            .call(
-                Method::POST,
-                "/v1/collections",
-                key,
-                Some(&json!({"name": "Shared"})),
-            )
-            .await,
-        201,
-    )
-    .await;
-    let collection = created["id"].as_i64().unwrap();
+    let collection = new_collection(&first, key, json!({"name": "Shared"})).await;
     let uploaded = json_of(
         upload(&first, key, collection, "leave.md", LEAVE.as_bytes(), &[]).await,
         201,
@@ -792,18 +785,7 @@ async fn the_workspace_asks_several_collections_and_retention_reaches_the_index(
             "# Passwords\n\nA password is changed every 180 days and has at least 14 characters.\n",
         ),
     ] {
-        let created = json_of(
-            app.call(
-                Method::POST,
-                "/v1/collections",
-                key,
-                Some(&json!({"name": name, "visibility": "public"})),
-            )
-            .await,
-            201,
-        )
-        .await;
-        let id = created["id"].as_i64().unwrap();
+        let id = new_collection(&app, key, json!({"name": name, "visibility": "public"})).await;
         let uploaded = json_of(upload(&app, key, id, file, text.as_bytes(), &[]).await, 201).await;
         let document = uploaded["id"].as_i64().unwrap();
         assert_eq!(settled(&app, key, document).await["status"], "ready");
@@ -942,18 +924,7 @@ async fn search_is_narrowed_by_document_date_and_metadata() {
         return;
     };
     let key = civitas_test_support::TEST_KEY;
-    let created = json_of(
-        app.call(
-            Method::POST,
-            "/v1/collections",
-            key,
-            Some(&json!({"name": "Rules"})),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let collection = created["id"].as_i64().unwrap();
+    let collection = new_collection(&app, key, json!({"name": "Rules"})).await;
     let mut ids = Vec::new();
     for (name, text, metadata) in [
         (
@@ -1128,18 +1099,7 @@ async fn a_configured_reranker_orders_the_passages_and_its_failure_changes_nothi
         return;
     };
     let key = civitas_test_support::TEST_KEY;
-    let created = json_of(
-        app.call(
-            Method::POST,
-            "/v1/collections",
-            key,
-            Some(&json!({"name": "Rules"})),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let collection = created["id"].as_i64().unwrap();
+    let collection = new_collection(&app, key, json!({"name": "Rules"})).await;
     for (name, text) in [
         (
             "decree.md",

@@ -120,13 +120,39 @@ fn restore_completion(vault: &Vault, completion: &mut Value) {
     }
 }
 
+/// Cuts a server-sent event stream into whole events as its bytes arrive,
+/// however they are split (`\r\n` line ends are read as `\n`).
+#[derive(Debug, Default)]
+pub struct SseEvents {
+    buffer: Vec<u8>,
+}
+
+impl SseEvents {
+    /// The events `bytes` completes, each as its text.
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.buffer
+            .extend(bytes.iter().copied().filter(|&byte| byte != b'\r'));
+        let mut events = Vec::new();
+        while let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
+            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
+            events.push(String::from_utf8_lossy(&event).into_owned());
+        }
+        events
+    }
+
+    /// At the end of the stream: an unterminated last event.
+    pub fn rest(&mut self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut self.buffer)).into_owned()
+    }
+}
+
 /// Restores an SSE stream of completion chunks event by event; a
 /// placeholder split across chunks is held back until it is whole, and
 /// what is held when `[DONE]` arrives is sent in one more chunk.
 struct StreamRestorer {
     vault: Vault,
     restorers: std::collections::BTreeMap<u64, Restorer>,
-    buffer: Vec<u8>,
+    events: SseEvents,
     /// The last chunk seen, as a template for the flushing one.
     last: Option<Value>,
 }
@@ -171,23 +197,18 @@ impl StreamRestorer {
         format!("data: {template}\n\n")
     }
 
-    /// The events completed by `bytes`, restored (`\r\n` line ends are
-    /// read as `\n`).
+    /// The events completed by `bytes`, restored.
     fn feed(&mut self, bytes: &[u8]) -> String {
-        self.buffer
-            .extend(bytes.iter().copied().filter(|&byte| byte != b'\r'));
         let mut out = String::new();
-        while let Some(end) = self.buffer.windows(2).position(|pair| pair == b"\n\n") {
-            let event: Vec<u8> = self.buffer.drain(..end + 2).collect();
+        for event in self.events.push(bytes) {
             out.push_str(&self.lines(&event));
         }
         out
     }
 
-    fn lines(&mut self, event: &[u8]) -> String {
+    fn lines(&mut self, event: &str) -> String {
         let mut out = String::new();
-        let text = String::from_utf8_lossy(event).into_owned();
-        for line in text.lines() {
+        for line in event.lines() {
             match line.strip_prefix("data:") {
                 Some(data) => out.push_str(&self.event(data.trim_start())),
                 None if line.is_empty() => {}
@@ -203,7 +224,7 @@ impl StreamRestorer {
     /// At the end of the upstream: an unterminated last event, then what
     /// is still held.
     fn end(&mut self) -> String {
-        let rest = std::mem::take(&mut self.buffer);
+        let rest = self.events.rest();
         let mut out = self.lines(&rest);
         out.push_str(&self.flush());
         out
@@ -518,7 +539,7 @@ async fn relay(
             transforms.push(Box::new(StreamRestorer {
                 vault,
                 restorers: std::collections::BTreeMap::new(),
-                buffer: Vec::new(),
+                events: SseEvents::default(),
                 last: None,
             }));
         }
@@ -667,7 +688,7 @@ mod tests {
         StreamRestorer {
             vault,
             restorers: std::collections::BTreeMap::new(),
-            buffer: Vec::new(),
+            events: SseEvents::default(),
             last: None,
         }
     }
