@@ -694,6 +694,11 @@ pub struct AuthConfig {
     pub max_failed_logins: u32,
     /// Minutes an account stays locked.
     pub lockout_minutes: u32,
+    /// Seconds an API key found valid is believed without reading the
+    /// database again. A change made on this server (a revocation, a role)
+    /// holds at its next request; one made on another replica or by the
+    /// command line, within these seconds. 0: read at every request.
+    pub key_cache_seconds: u32,
 }
 
 /// `[models]`
@@ -763,6 +768,7 @@ impl Default for AuthConfig {
             secure_cookies: true,
             max_failed_logins: 10,
             lockout_minutes: 15,
+            key_cache_seconds: 2,
         }
     }
 }

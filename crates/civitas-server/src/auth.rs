@@ -2,9 +2,11 @@
 //! handler's signature.
 //!
 //! [`authenticate`] runs on every route outside [`crate::PUBLIC_ROUTES`]:
-//! it turns a bearer key or a session cookie into a [`Principal`] (looked
-//! up in the database on every request, so a revocation holds on the next
-//! request on every replica). Handlers then take [`Authenticated`] (any
+//! it turns a bearer key or a session cookie into a [`Principal`]. Sessions
+//! are looked up in the database at every request; API keys found valid are
+//! kept for `auth.key_cache_seconds` (see [`crate::identity_cache`]), so a
+//! revocation holds at the next request on this server and within those
+//! seconds on the others. Handlers then take [`Authenticated`] (any
 //! signed-in caller) or [`AgencyAccess<P>`] (a role in the agency of the
 //! path, decided by [`civitas_identity::policy`]).
 
@@ -125,13 +127,24 @@ async fn from_key(
     scim_route: bool,
     origin: impl FnOnce() -> crate::audit::Origin,
 ) -> Result<(Principal, i64), ApiError> {
-    let holder = state
-        .store
-        .key_holder(&secret::hash(token))
-        .await
-        .map_err(ApiError::storage)?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"))?;
-    let key = holder.credential;
+    let hash = secret::hash(token);
+    let fresh_for = std::time::Duration::from_secs(u64::from(state.config.auth.key_cache_seconds));
+    let cached = state.identity_cache.key(&hash, fresh_for);
+    let mut keep = cached.is_none() && !fresh_for.is_zero();
+    let (found_at, mut holder) = match cached {
+        Some(cached) => cached,
+        None => {
+            let found_at = std::time::Instant::now();
+            let holder = state
+                .store
+                .key_holder(&hash)
+                .await
+                .map_err(ApiError::storage)?
+                .ok_or_else(|| ApiError::new(ErrorCode::InvalidApiKey, "the API key is not valid"))?;
+            (found_at, holder)
+        }
+    };
+    let key = holder.credential.clone();
     let now = Utc::now();
     if key.revoked_at.is_some() {
         return Err(ApiError::new(
@@ -195,6 +208,14 @@ async fn from_key(
                 tracing::warn!(%error, "could not record a key's last use");
             }
         });
+        // Kept with its new last use, so that it is not touched again.
+        holder.credential.last_used_at = Some(now);
+        keep = !fresh_for.is_zero();
+    }
+    // Only a key that passed every check is kept (a refused one is read
+    // again, so that its fix holds at once), as fresh as when it was read.
+    if keep {
+        state.identity_cache.remember_key(&hash, found_at, holder.clone());
     }
     principal_for(
         state,
@@ -253,6 +274,24 @@ pub async fn from_session(
         },
     )
     .await
+}
+
+/// After any state-changing request outside `/v1/` (the API's
+/// administration, the workspace's settings and pages, SCIM), forgets the
+/// API keys this server believed: a key revoked, a role taken away or a
+/// person disabled holds at the next request here.
+pub async fn forget_keys_after_changes(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let changes = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS)
+        && !request.uri().path().starts_with("/v1/");
+    let response = next.run(request).await;
+    if changes {
+        state.identity_cache.forget_keys();
+    }
+    response
 }
 
 /// Resolves the caller from `Authorization: Bearer <key>` or the session

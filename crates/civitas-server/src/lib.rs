@@ -23,6 +23,7 @@ pub mod generations;
 pub mod grounding;
 pub mod identity_cache;
 pub mod knowledge;
+pub mod ledger;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
@@ -298,6 +299,7 @@ fn with_edge_layers(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(from_fn_with_state(state.clone(), auth::forget_keys_after_changes))
         .layer(from_fn_with_state(state.clone(), middleware::request_context))
         .with_state(state)
 }
@@ -388,7 +390,9 @@ impl Application {
         let auditor = audit::Auditor::load(&config).map_err(ServerError::Audit)?;
         let config_for_energy = config.clone();
         let prices = limits::PriceTable::new(&config.prices);
-        let (recorder, recorder_task) = RequestRecorder::start(Arc::clone(&store), prices);
+        let ledger = Arc::new(ledger::Ledger::default());
+        let (recorder, recorder_task) =
+            RequestRecorder::start(Arc::clone(&store), prices, Arc::clone(&ledger));
         let (telemetry, _telemetry_task) =
             telemetry::Telemetry::start(&config.telemetry).map_err(ServerError::Telemetry)?;
         let dimensions = models
@@ -423,6 +427,7 @@ impl Application {
             telemetry: Arc::new(telemetry),
             energy: Arc::new(energy::EnergyModel::new(&config_for_energy)),
             recorder,
+            ledger,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),
             started_unix: chrono::Utc::now().timestamp(),
@@ -458,6 +463,7 @@ impl Application {
         civitas_store::audit::observe_appends(move |seconds| observed.audit_append.observe(seconds));
         audit::start_checkpoints(state.clone());
         knowledge::start(state.clone());
+        ledger::start_sweeper(state.clone());
         protection::start_purge(
             Arc::clone(&state.store),
             state.config.data_protection.purge_every_seconds,
@@ -551,7 +557,12 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let (recorder, _task) = RequestRecorder::start(Arc::clone(&store), limits::PriceTable::default());
+        let ledger = Arc::new(ledger::Ledger::default());
+        let (recorder, _task) = RequestRecorder::start(
+            Arc::clone(&store),
+            limits::PriceTable::default(),
+            Arc::clone(&ledger),
+        );
         let state = AppState {
             config: Arc::new(Config::default()),
             store,
@@ -573,6 +584,7 @@ mod tests {
             telemetry: Arc::new(telemetry::Telemetry::disabled()),
             energy: Arc::default(),
             recorder,
+            ledger,
             shutting_down: Arc::new(AtomicBool::new(false)),
             started_at: Instant::now(),
             started_unix: 0,

@@ -1,12 +1,14 @@
 //! Limits and budgets on model routes.
 //!
 //! Before a model request runs, [`enforce`] admits it under every limit set
-//! on the caller's agency, groups, person and key, in one database
-//! transaction (so limits hold under concurrency and across replicas).
-//! After it ends, the recorder charges its tokens and cost to the same
-//! scopes. Requests per minute are exact; tokens and cost are charged
-//! after the fact, so requests already running when a token or cost limit
-//! is reached may go over it by what they use.
+//! on the caller's agency, groups, person and key, from a lease of
+//! requests this replica took from the database counters
+//! ([`crate::ledger`]: limits hold under concurrency and across replicas
+//! without a database write per request). After it ends, the recorder
+//! charges its tokens and cost to the same scopes. No more requests per
+//! minute are admitted than the limit; tokens and cost are charged after
+//! the fact, so requests already running when a token or cost limit is
+//! reached may go over it by what they use.
 //! Administration routes are never limited, so limits cannot lock an
 //! administrator out.
 
@@ -90,7 +92,16 @@ pub async fn admit(
     if limits.is_empty() {
         return Ok(caller);
     }
-    match state.store.admit(&limits, chrono::Utc::now()).await {
+    match state
+        .ledger
+        .admit(
+            state.store.as_ref(),
+            &limits,
+            caller.identity_version,
+            chrono::Utc::now(),
+        )
+        .await
+    {
         Ok(Ok(())) => Ok(Caller {
             charge: Arc::new(limits.into_iter().map(|limit| limit.scope).collect()),
             ..caller

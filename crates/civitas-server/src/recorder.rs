@@ -71,6 +71,14 @@ fn model_call(record: &RequestRecord, decision: Option<&serde_json::Value>) -> O
     })
 }
 
+/// What the requests of one batch used, summed per set of scopes.
+struct Charge {
+    scopes: Arc<Vec<String>>,
+    tokens: i64,
+    cost_micros: i64,
+    at: chrono::DateTime<chrono::Utc>,
+}
+
 /// Records written together, at most.
 const BATCH: usize = 512;
 
@@ -90,7 +98,11 @@ impl std::fmt::Debug for Pending {
 
 impl RequestRecorder {
     /// Starts the writer task; it ends when every recorder is dropped.
-    pub fn start(store: Arc<dyn Store>, prices: PriceTable) -> (RequestRecorder, JoinHandle<()>) {
+    pub fn start(
+        store: Arc<dyn Store>,
+        prices: PriceTable,
+        ledger: Arc<crate::ledger::Ledger>,
+    ) -> (RequestRecorder, JoinHandle<()>) {
         let (sender, mut receiver) = mpsc::channel::<Pending>(16_384);
         let task = tokio::spawn(async move {
             // Group commit: whatever is waiting (up to a batch) is written
@@ -139,13 +151,36 @@ impl RequestRecorder {
                         }
                     }
                 }
-                for (record, charge) in records.iter().zip(charges) {
-                    if charge.is_empty() {
+                // One charge per set of scopes in the batch.
+                let mut sums: Vec<Charge> = Vec::new();
+                for (record, scopes) in records.iter().zip(charges) {
+                    let tokens = record.prompt_tokens + record.completion_tokens;
+                    if scopes.is_empty() || (tokens == 0 && record.cost_micros == 0) {
                         continue;
                     }
-                    let tokens = record.prompt_tokens + record.completion_tokens;
-                    if let Err(error) = store.charge(&charge, tokens, record.cost_micros, record.at).await {
-                        tracing::error!(request_id = %record.request_id, %error, "could not charge usage to limits");
+                    match sums.iter_mut().find(|sum| sum.scopes == scopes) {
+                        Some(sum) => {
+                            sum.tokens += tokens;
+                            sum.cost_micros += record.cost_micros;
+                            sum.at = sum.at.max(record.at);
+                        }
+                        None => sums.push(Charge {
+                            scopes,
+                            tokens,
+                            cost_micros: record.cost_micros,
+                            at: record.at,
+                        }),
+                    }
+                }
+                for sum in sums {
+                    ledger
+                        .charged(&sum.scopes, sum.tokens, sum.cost_micros, sum.at)
+                        .await;
+                    if let Err(error) = store
+                        .charge(&sum.scopes, sum.tokens, sum.cost_micros, sum.at)
+                        .await
+                    {
+                        tracing::error!(scopes = sum.scopes.len(), %error, "could not charge usage to limits");
                     }
                 }
             }

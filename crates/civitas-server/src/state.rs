@@ -33,6 +33,8 @@ pub struct AppState {
     /// Grants and limits per person, valid while the identity version holds.
     pub identity_cache: Arc<crate::identity_cache::IdentityCache>,
     pub recorder: RequestRecorder,
+    /// Limit counters on leases from the database.
+    pub ledger: Arc<crate::ledger::Ledger>,
     /// Energy and emissions estimates of model use.
     pub energy: Arc<crate::energy::EnergyModel>,
     /// Trace export (disabled unless configured).

@@ -195,6 +195,22 @@ pub struct LimitHit {
     pub retry_after_seconds: u64,
 }
 
+/// Requests of a lease given back unused: they count no more in `minute`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returned {
+    pub minute: String,
+    pub requests: i64,
+}
+
+/// Requests granted at once under a set of limits, and the counters of
+/// their scopes as they stand with them counted (in the order of the
+/// limits).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub granted: i64,
+    pub counters: Vec<UsageCounter>,
+}
+
 /// The counters of one scope, in the current windows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UsageCounter {
@@ -258,7 +274,22 @@ impl UsageCounter {
     /// refuses it. Tokens and cost are charged after the request; a request
     /// is admitted while they are under their limit.
     pub fn admit(&self, limits: &Limits, now: DateTime<Utc>) -> Result<UsageCounter, LimitHit> {
+        self.grant(limits, 1, now).map(|(next, _)| next)
+    }
+
+    /// Grants up to `want` requests under `limits` at once (fewer when the
+    /// minute's limit is near, none when `want` is 0), or names the limit
+    /// that refuses any: the counter with them counted, and how many.
+    pub fn grant(
+        &self,
+        limits: &Limits,
+        want: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(UsageCounter, i64), LimitHit> {
         let current = self.rolled(now);
+        if want <= 0 {
+            return Ok((current, 0));
+        }
         let hit = |kind, retry_after_seconds| LimitHit {
             scope: limits.scope.clone(),
             kind,
@@ -266,10 +297,10 @@ impl UsageCounter {
         };
         let to_next_minute = 60 - u64::from(now.second());
         let to_next_day = 86_400 - u64::from(now.num_seconds_from_midnight());
-        if limits
+        let room = limits
             .requests_per_minute
-            .is_some_and(|limit| current.minute_requests >= limit)
-        {
+            .map_or(want, |limit| (limit - current.minute_requests).min(want));
+        if room <= 0 {
             return Err(hit(LimitKind::RequestsPerMinute, to_next_minute));
         }
         if limits
@@ -291,8 +322,18 @@ impl UsageCounter {
             return Err(hit(LimitKind::CostPerMonth, seconds_to_next_month(now)));
         }
         let mut next = current;
-        next.minute_requests += 1;
-        Ok(next)
+        next.minute_requests += room;
+        Ok((next, room))
+    }
+
+    /// Gives back `requests` granted earlier in `minute` and not used
+    /// (nothing once that minute has passed).
+    pub fn given_back(&self, minute: &str, requests: i64, now: DateTime<Utc>) -> UsageCounter {
+        let mut next = self.rolled(now);
+        if next.minute == minute {
+            next.minute_requests = (next.minute_requests - requests.max(0)).max(0);
+        }
+        next
     }
 
     /// Adds what a finished request used.
@@ -516,7 +557,22 @@ pub trait IdentityStore: Send + Sync {
     async fn limits_for(&self, scopes: &[String]) -> StoreResult<Vec<Limits>>;
     /// Admits one request under every one of `limits`, atomically: either
     /// every counter takes it or none does.
-    async fn admit(&self, limits: &[Limits], now: DateTime<Utc>) -> StoreResult<Result<(), LimitHit>>;
+    async fn admit(&self, limits: &[Limits], now: DateTime<Utc>) -> StoreResult<Result<(), LimitHit>> {
+        Ok(self.lease(limits, 1, None, now).await?.map(|_| ()))
+    }
+    /// Takes a lease of up to `want` requests under every one of `limits`,
+    /// atomically, after giving back what `returned` names of an earlier
+    /// lease: the same number of requests is counted in every scope (the
+    /// fewest any has room for), or none is and the limit that refuses is
+    /// named (what was given back stays given back). A `want` of 0 only
+    /// gives back.
+    async fn lease(
+        &self,
+        limits: &[Limits],
+        want: i64,
+        returned: Option<&Returned>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Result<Lease, LimitHit>>;
     /// Charges what a finished request used to each scope.
     async fn charge(
         &self,

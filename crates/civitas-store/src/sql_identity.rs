@@ -1207,31 +1207,62 @@ impl $crate::IdentityStore for $store {
         sql_collect(&rows, sql_limits_from_row)
     }
 
-    async fn admit(
+    async fn lease(
         &self,
         limits: &[$crate::Limits],
+        want: i64,
+        returned: Option<&$crate::Returned>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> $crate::StoreResult<Result<(), $crate::LimitHit>> {
+    ) -> $crate::StoreResult<Result<$crate::Lease, $crate::LimitHit>> {
         if limits.is_empty() {
-            return Ok(Ok(()));
+            return Ok(Ok($crate::Lease {
+                granted: want.max(0),
+                counters: Vec::new(),
+            }));
         }
-        // Locks are taken in scope order, so two admissions never wait
-        // on each other in a cycle.
-        let mut ordered: Vec<&$crate::Limits> = limits.iter().collect();
-        ordered.sort_by(|a, b| a.scope.cmp(&b.scope));
+        // Locks are taken in scope order, so two leases never wait on each
+        // other in a cycle.
+        let mut order: Vec<usize> = (0..limits.len()).collect();
+        order.sort_by(|a, b| limits[*a].scope.cmp(&limits[*b].scope));
         let mut transaction = self.pool.begin().await.map_err(sql_unavailable)?;
-        for limit in ordered {
-            let counter = Self::sql_lock_counter(&mut transaction, &limit.scope, now).await?;
-            match counter.admit(limit, now) {
-                Ok(next) => Self::sql_write_counter(&mut transaction, &next).await?,
-                Err(hit) => {
-                    transaction.rollback().await.map_err(sql_unavailable)?;
-                    return Ok(Err(hit));
-                }
+        let mut counters: Vec<Option<$crate::UsageCounter>> = vec![None; limits.len()];
+        let mut granted = want.max(0);
+        let mut refusal = None;
+        for &index in &order {
+            let mut counter = Self::sql_lock_counter(&mut transaction, &limits[index].scope, now).await?;
+            if let Some(returned) = returned {
+                counter = counter.given_back(&returned.minute, returned.requests, now);
             }
+            match counter.grant(&limits[index], want, now) {
+                Ok((_, room)) => granted = granted.min(room),
+                Err(hit) => refusal = refusal.or(Some(hit)),
+            }
+            counters[index] = Some(counter);
+        }
+        let counters: Vec<$crate::UsageCounter> = counters.into_iter().flatten().collect();
+        if let Some(hit) = refusal {
+            if returned.is_some() {
+                for counter in &counters {
+                    Self::sql_write_counter(&mut transaction, counter).await?;
+                }
+                Self::sql_finish(transaction).await?;
+            } else {
+                transaction.rollback().await.map_err(sql_unavailable)?;
+            }
+            return Ok(Err(hit));
+        }
+        let mut leased = Vec::with_capacity(counters.len());
+        for counter in counters {
+            let mut next = counter.rolled(now);
+            next.minute_requests += granted;
+            Self::sql_write_counter(&mut transaction, &next).await?;
+            leased.push(next);
         }
         Self::sql_finish(transaction).await?;
-        Ok(Ok(()))
+        Ok(Ok($crate::Lease {
+            granted,
+            counters: leased,
+        }))
     }
 
     async fn charge(

@@ -353,6 +353,76 @@ pub async fn concurrent_admissions_respect_the_limit_exactly(store: &dyn Store) 
         .is_ok());
 }
 
+/// Leases grant no more than the minute has room for, the same number in
+/// every scope; what is given back is granted again, and what is given
+/// back after its minute changes nothing.
+pub async fn leases_stay_within_the_limit_and_give_back(store: &dyn Store) {
+    let home = agency(store, None).await;
+    let narrow = limits(&format!("key:{}", unique("k")), &home.id, Some(10));
+    let wide = limits(&format!("agency:{}", unique("a")), &home.id, Some(100));
+    let both = [wide.clone(), narrow.clone()];
+    let now = Utc.with_ymd_and_hms(2026, 11, 29, 10, 30, 5).unwrap();
+    let first = store.lease(&both, 8, None, now).await.unwrap().unwrap();
+    assert_eq!(first.granted, 8);
+    assert_eq!(
+        first
+            .counters
+            .iter()
+            .map(|c| (c.scope.clone(), c.minute_requests))
+            .collect::<Vec<_>>(),
+        vec![(wide.scope.clone(), 8), (narrow.scope.clone(), 8)]
+    );
+    // Only 2 left under the narrower limit: 2 are granted in both scopes.
+    let second = store.lease(&both, 8, None, now).await.unwrap().unwrap();
+    assert_eq!(second.granted, 2);
+    assert_eq!(second.counters[0].minute_requests, 10);
+    let hit = store.lease(&both, 1, None, now).await.unwrap().unwrap_err();
+    assert_eq!(
+        (hit.scope.clone(), hit.kind),
+        (narrow.scope.clone(), LimitKind::RequestsPerMinute)
+    );
+    // Five unused requests given back are there to be granted again, even
+    // when the same call is refused nothing.
+    let minute = first.counters[0].minute.clone();
+    let returned = crate::Returned {
+        minute: minute.clone(),
+        requests: 5,
+    };
+    let third = store
+        .lease(&both, 3, Some(&returned), now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((third.granted, third.counters[1].minute_requests), (3, 8));
+    let only_back = store
+        .lease(
+            &both,
+            0,
+            Some(&crate::Returned {
+                minute: minute.clone(),
+                requests: 2,
+            }),
+            now,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((only_back.granted, only_back.counters[1].minute_requests), (0, 6));
+    // A lease of the last minute given back in the next changes nothing.
+    let later = now + Duration::seconds(60);
+    let next = store
+        .lease(&both, 4, Some(&returned), later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((next.granted, next.counters[1].minute_requests), (4, 4));
+    let counters = store
+        .usage_counters(std::slice::from_ref(&narrow.scope))
+        .await
+        .unwrap();
+    assert_eq!(counters[0].minute_requests, 4);
+}
+
 pub async fn admission_is_all_or_nothing_across_scopes(store: &dyn Store) {
     let home = agency(store, None).await;
     let open = limits(&format!("person:{}", unique("p")), &home.id, Some(100));

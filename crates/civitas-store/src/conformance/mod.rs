@@ -211,6 +211,7 @@ macro_rules! conformance_tests {
             sessions_are_revoked_one_or_all,
             login_failures_count_and_reset,
             concurrent_admissions_respect_the_limit_exactly,
+            leases_stay_within_the_limit_and_give_back,
             admission_is_all_or_nothing_across_scopes,
             charges_and_usage_summary,
             group_membership_from_the_group_side,
