@@ -524,6 +524,25 @@ pub struct ProviderConfig {
     /// region (`azure-usgov-virginia`). Empty: `external`.
     #[serde(default)]
     pub jurisdiction: String,
+    /// What this deployment charges per million prompt tokens, in the
+    /// agency's currency unit; with `output_per_million`, it prices the
+    /// requests it answers instead of `[[prices]]`.
+    #[serde(default)]
+    pub input_per_million: Option<f64>,
+    /// What it charges per million answer tokens.
+    #[serde(default)]
+    pub output_per_million: Option<f64>,
+}
+
+impl ProviderConfig {
+    /// Its own price per million tokens (prompt, answer), when it has one;
+    /// a side left out costs 0.
+    pub fn price(&self) -> Option<(f64, f64)> {
+        match (self.input_per_million, self.output_per_million) {
+            (None, None) => None,
+            (input, output) => Some((input.unwrap_or(0.0), output.unwrap_or(0.0))),
+        }
+    }
 }
 
 fn default_provider_timeout() -> u64 {
@@ -561,6 +580,8 @@ impl Default for ProviderConfig {
             pseudonymize: true,
             accreditation: String::new(),
             jurisdiction: String::new(),
+            input_per_million: None,
+            output_per_million: None,
         }
     }
 }
@@ -925,6 +946,17 @@ impl Config {
         if !(1..=1440).contains(&self.auth.lockout_minutes) {
             return Err(invalid("auth.lockout_minutes", "must be between 1 and 1440"));
         }
+        let valid_price = |value: f64| value.is_finite() && (0.0..=1_000_000.0).contains(&value);
+        for provider in &self.providers {
+            if let Some((input, output)) = provider.price() {
+                if !valid_price(input) || !valid_price(output) {
+                    return Err(invalid(
+                        "providers.input_per_million",
+                        format!("`{}`: prices must be between 0 and 1000000", provider.name),
+                    ));
+                }
+            }
+        }
         let mut priced = std::collections::HashSet::new();
         for price in &self.prices {
             if price.model.trim().is_empty() || !priced.insert(price.model.as_str()) {
@@ -933,8 +965,7 @@ impl Config {
                     "each price needs a unique, non-empty model name",
                 ));
             }
-            let valid = |value: f64| value.is_finite() && (0.0..=1_000_000.0).contains(&value);
-            if !valid(price.input_per_million) || !valid(price.output_per_million) {
+            if !valid_price(price.input_per_million) || !valid_price(price.output_per_million) {
                 return Err(invalid(
                     "prices.input_per_million",
                     format!("`{}`: prices must be between 0 and 1000000", price.model),
@@ -1493,6 +1524,17 @@ mod tests {
         .unwrap();
         let error = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
         assert!(error.contains("providers.base_url"), "{error}");
+        let priced = |price: &str| {
+            format!(
+                "[[providers]]\nname = \"p\"\nbase_url = \"https://p.example/v1\"\nmodels = [\"m\"]\n{price}"
+            )
+        };
+        std::fs::write(&path, priced("output_per_million = 12.5\n")).unwrap();
+        let config = Config::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(config.providers[0].price(), Some((0.0, 12.5)));
+        std::fs::write(&path, priced("input_per_million = -1\n")).unwrap();
+        let error = Config::load_from(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(error.contains("providers.input_per_million"), "{error}");
     }
 
     #[test]

@@ -49,11 +49,17 @@ impl PriceTable {
 
     /// In millionths of the currency unit; 0 for a model without a price.
     pub fn cost_micros(&self, model: Option<&str>, prompt_tokens: i64, completion_tokens: i64) -> i64 {
-        let Some((input, output)) = model.and_then(|model| self.prices.get(model)) else {
+        let Some(price) = model.and_then(|model| self.prices.get(model)) else {
             return 0;
         };
-        (prompt_tokens as f64 * input + completion_tokens as f64 * output).round() as i64
+        priced_micros(*price, prompt_tokens, completion_tokens)
     }
+}
+
+/// What `price` (per million tokens: prompt, answer) makes of a request, in
+/// millionths of the currency unit.
+pub fn priced_micros(price: (f64, f64), prompt_tokens: i64, completion_tokens: i64) -> i64 {
+    (prompt_tokens as f64 * price.0 + completion_tokens as f64 * price.1).round() as i64
 }
 
 fn refusal(hit: &LimitHit) -> ApiError {

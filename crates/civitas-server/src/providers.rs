@@ -37,6 +37,8 @@ pub struct RemoteProvider {
     /// Requests it takes at once (a fair queue holds the others).
     pub max_concurrent: Option<u32>,
     pub weight: u32,
+    /// Its own price per million tokens (prompt, answer), if it has one.
+    pub price: Option<(f64, f64)>,
     first_byte_timeout: Duration,
     pub health: Health,
 }
@@ -109,6 +111,7 @@ impl RemoteProvider {
             max_concurrent: config.max_concurrent,
             weight: config.weight,
             first_byte_timeout: Duration::from_secs(config.first_byte_timeout_seconds),
+            price: config.price(),
             health: Health::default(),
         })
     }

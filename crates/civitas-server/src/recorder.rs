@@ -28,6 +28,8 @@ struct Pending {
     charge: Arc<Vec<String>>,
     /// The data-protection decision the model call was made under.
     decision: Option<serde_json::Value>,
+    /// Its cost is already set (by the deployment's own price).
+    priced: bool,
 }
 
 /// The audit record of a model call: who, agency, model and weights,
@@ -116,13 +118,16 @@ impl RequestRecorder {
                     mut record,
                     charge,
                     decision,
+                    priced,
                 } in batch.drain(..)
                 {
-                    record.cost_micros = prices.cost_micros(
-                        record.model.as_deref(),
-                        record.prompt_tokens,
-                        record.completion_tokens,
-                    );
+                    if !priced {
+                        record.cost_micros = prices.cost_micros(
+                            record.model.as_deref(),
+                            record.prompt_tokens,
+                            record.completion_tokens,
+                        );
+                    }
                     charges.push(charge);
                     decisions.push(decision);
                     records.push(record);
@@ -202,11 +207,36 @@ impl RequestRecorder {
         record: RequestRecord,
         decision: Option<serde_json::Value>,
     ) {
-        let pending = Pending {
+        self.queue(Pending {
             record,
             charge: Arc::clone(&caller.charge),
             decision,
-        };
+            priced: false,
+        })
+        .await
+    }
+
+    /// Queues the record of a model call answered by a deployment with its
+    /// own price (per million tokens: prompt, answer), which it is charged.
+    pub async fn record_priced(
+        &self,
+        caller: &Caller,
+        mut record: RequestRecord,
+        decision: Option<serde_json::Value>,
+        price: (f64, f64),
+    ) {
+        record.cost_micros =
+            crate::limits::priced_micros(price, record.prompt_tokens, record.completion_tokens);
+        self.queue(Pending {
+            record,
+            charge: Arc::clone(&caller.charge),
+            decision,
+            priced: true,
+        })
+        .await
+    }
+
+    async fn queue(&self, pending: Pending) {
         if let Err(mpsc::error::TrySendError::Full(pending)) = self.sender.try_send(pending) {
             let _ = self.sender.send(pending).await;
         }

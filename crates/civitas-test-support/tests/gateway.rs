@@ -683,3 +683,46 @@ async fn batch_work_waits_behind_api_traffic_for_a_deployment_of_limited_capacit
     assert_eq!(batch.status(), 200);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_deployment_with_its_own_price_is_charged_it_instead_of_the_models() {
+    let (premium, premium_url) = upstream("premium", Behaviour::Answer).await;
+    let (plain, plain_url) = upstream("plain", Behaviour::Answer).await;
+    let Some(app) = gateway(
+        vec![
+            ProviderConfig {
+                input_per_million: Some(2.5),
+                output_per_million: Some(10.0),
+                ..deployment("premium", &premium_url, "priced-model")
+            },
+            deployment("plain", &plain_url, "plain-model"),
+        ],
+        |config| {
+            config.prices = ["priced-model", "plain-model"]
+                .into_iter()
+                .map(|model| civitas_config::PriceConfig {
+                    model: model.to_owned(),
+                    input_per_million: 1.0,
+                    output_per_million: 1.0,
+                })
+                .collect();
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    // Both answer 5 prompt and 3 answer tokens.
+    let mut costs = Vec::new();
+    for model in ["priced-model", "plain-model"] {
+        let response = ask(&app, model, false).await;
+        assert_eq!(response.status(), 200);
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        costs.push(app.wait_for_record(&request_id).await.unwrap().cost_micros);
+    }
+    // 5 × 2.5 + 3 × 10 = 42.5 (rounded); 5 × 1 + 3 × 1 = 8.
+    assert_eq!(costs, vec![43, 8]);
+    assert_eq!((premium.count(), plain.count()), (1, 1));
+    app.shutdown().await;
+}
+

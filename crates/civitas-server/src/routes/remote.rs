@@ -40,28 +40,37 @@ async fn record(
     status: i64,
     usage: (i64, i64),
     error: Option<ErrorCode>,
+    price: Option<(f64, f64)>,
 ) {
-    state
-        .recorder
-        .record_decided(
-            &forwarded.caller,
-            RequestRecord {
-                model: Some(model.to_owned()),
-                model_sha256: None,
-                prompt_tokens: usage.0,
-                completion_tokens: usage.1,
-                latency_ms: forwarded.started.elapsed().as_millis() as i64,
-                status,
-                error_code: error.map(|code| code.as_str().to_owned()),
-                ..forwarded.caller.new_record(
-                    &forwarded.request_id,
-                    forwarded.started_at,
-                    "/v1/chat/completions",
-                )
-            },
-            forwarded.decision.clone(),
+    let record = RequestRecord {
+        model: Some(model.to_owned()),
+        model_sha256: None,
+        prompt_tokens: usage.0,
+        completion_tokens: usage.1,
+        latency_ms: forwarded.started.elapsed().as_millis() as i64,
+        status,
+        error_code: error.map(|code| code.as_str().to_owned()),
+        ..forwarded.caller.new_record(
+            &forwarded.request_id,
+            forwarded.started_at,
+            "/v1/chat/completions",
         )
-        .await;
+    };
+    let decision = forwarded.decision.clone();
+    match price {
+        Some(price) => {
+            state
+                .recorder
+                .record_priced(&forwarded.caller, record, decision, price)
+                .await
+        }
+        None => {
+            state
+                .recorder
+                .record_decided(&forwarded.caller, record, decision)
+                .await
+        }
+    }
 }
 
 fn marked(mut response: Response) -> Response {
@@ -507,6 +516,7 @@ async fn failed(state: &AppState, forwarded: &Forwarded, model: &str, failure: F
         i64::from(error.code.http_status()),
         (0, 0),
         Some(error.code),
+        None,
     )
     .await;
     marked(error.into_response())
@@ -525,7 +535,7 @@ async fn relay(
 ) -> Result<Response, ApiError> {
     let model = &request.model;
     if request.stream.unwrap_or(false) {
-        record(state, forwarded, model, 200, (0, 0), None).await;
+        record(state, forwarded, model, 200, (0, 0), None, provider.price).await;
         let mut transforms: Vec<Box<dyn SseTransform>> = Vec::new();
         if provider.kind == ProviderKind::Anthropic {
             let usage = request
@@ -594,7 +604,7 @@ async fn relay(
         i64::from(completion.usage.prompt_tokens),
         i64::from(completion.usage.completion_tokens),
     );
-    record(state, forwarded, model, 200, usage, None).await;
+    record(state, forwarded, model, 200, usage, None, provider.price).await;
     // Validated above; relayed byte for byte (no second serialisation)
     // unless placeholders are to be put back.
     let body = if vault.is_empty() {
