@@ -6,6 +6,8 @@
 //!   `tool_use` blocks; consecutive turns of one role are merged (the API
 //!   wants them alternating); `max_tokens` is required there (4,096 when
 //!   the client gives none).
+//! - a user message's parts stay in order: text blocks, and inline images
+//!   (`data:` URLs) as base64 `image` blocks (JPEG, PNG, GIF, WebP).
 //! - `tools` → `input_schema`; `tool_choice` `auto`/`required`/`none`/named
 //!   → `auto`/`any`/`none`/`tool`.
 //! - answers: text blocks joined, `tool_use` → `tool_calls` (arguments as
@@ -13,7 +15,9 @@
 //! - streams: `message_start`, `content_block_*`, `message_delta` and
 //!   `message_stop` events become completion chunks, then `[DONE]`.
 
-use civitas_types::openai::{ChatCompletionRequest, MessageContent, ResponseFormat, Role, ToolChoice};
+use civitas_types::openai::{
+    ChatCompletionRequest, ContentPart, ImageUrl, MessageContent, ResponseFormat, Role, ToolChoice,
+};
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
@@ -58,7 +62,10 @@ pub fn request(request: &ChatCompletionRequest, model: &str) -> Result<Value, Ap
             .unwrap_or_default();
         match message.role {
             Role::System | Role::Developer => system.push(text),
-            Role::User => push("user", text_block(text)),
+            Role::User => match &message.content {
+                Some(MessageContent::Parts(parts)) => push("user", part_blocks(parts)?),
+                _ => push("user", text_block(text)),
+            },
             Role::Assistant => {
                 let mut blocks = text_block(text);
                 for call in message.tool_calls.iter().flatten() {
@@ -154,6 +161,29 @@ fn text_block(text: String) -> Vec<Value> {
     } else {
         vec![json!({"type": "text", "text": text})]
     }
+}
+
+/// The Messages API's blocks for a user message's parts, in order: text,
+/// and inline images in the four types it takes.
+fn part_blocks(parts: &[ContentPart]) -> Result<Vec<Value>, ApiError> {
+    let mut blocks = Vec::with_capacity(parts.len());
+    for part in parts {
+        if let Some(text) = &part.text {
+            blocks.extend(text_block(text.clone()));
+        } else if let Some((media_type, data)) = part.image_url.as_ref().and_then(ImageUrl::inline) {
+            if !matches!(
+                media_type,
+                "image/jpeg" | "image/png" | "image/gif" | "image/webp"
+            ) {
+                return Err(ApiError::invalid(
+                    "messages",
+                    format!("this model's provider takes JPEG, PNG, GIF and WebP images, not `{media_type}`"),
+                ));
+            }
+            blocks.push(json!({"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}));
+        }
+    }
+    Ok(blocks)
 }
 
 /// OpenAI's `finish_reason` for Anthropic's `stop_reason`.
@@ -404,6 +434,41 @@ mod tests {
             json!({"prompt_tokens": 212, "completion_tokens": 41, "total_tokens": 253})
         );
         assert!(super::completion(&json!({"type": "error"}), "m").is_none());
+    }
+
+    #[test]
+    fn a_user_messages_text_and_inline_images_become_blocks_in_order() {
+        let request: ChatCompletionRequest = serde_json::from_value(json!({
+            "model": "vision",
+            "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What does this form say?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "low"}},
+                {"type": "text", "text": "Answer briefly."}
+            ]}]
+        }))
+        .unwrap();
+        let body = request_of(&request);
+        assert_eq!(
+            body["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "What does this form say?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "text", "text": "Answer briefly."}
+            ])
+        );
+        let mut tiff = request.clone();
+        if let Some(MessageContent::Parts(parts)) = &mut tiff.messages[0].content {
+            parts[1].image_url = Some(ImageUrl {
+                url: "data:image/tiff;base64,AAAA".to_owned(),
+                detail: None,
+            });
+        }
+        let refused = super::request(&tiff, "claude").unwrap_err();
+        assert!(refused.message.contains("image/tiff"), "{}", refused.message);
+    }
+
+    fn request_of(request: &ChatCompletionRequest) -> Value {
+        super::request(request, "claude").unwrap()
     }
 
     fn chunks(sse: &str) -> Vec<Value> {

@@ -726,3 +726,72 @@ async fn a_deployment_with_its_own_price_is_charged_it_instead_of_the_models() {
     app.shutdown().await;
 }
 
+#[tokio::test]
+async fn inline_images_reach_only_deployments_that_do_not_pseudonymize() {
+    let (own, own_url) = upstream("own", Behaviour::Answer).await;
+    let (cloud, cloud_url) = upstream("cloud", Behaviour::Answer).await;
+    let Some(app) = gateway(
+        vec![
+            deployment("own", &own_url, "vision"),
+            ProviderConfig {
+                pseudonymize: true,
+                ..deployment("cloud", &cloud_url, "cloud-vision")
+            },
+        ],
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    let image = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUg==";
+    let with_part = |model: &str, part: Value| {
+        json!({"model": model, "messages": [{"role": "user", "content": [
+            {"type": "text", "text": "What does this form say?"}, part
+        ]}]})
+    };
+    let picture = json!({"type": "image_url", "image_url": {"url": image, "detail": "high"}});
+    // The agency's own server gets the image as it was sent.
+    let response = app
+        .post_json("/v1/chat/completions", &with_part("vision", picture.clone()))
+        .await;
+    assert_eq!(response.status(), 200);
+    let (_, sent, _) = own.seen.lock().unwrap().clone().unwrap();
+    assert_eq!(sent["messages"][0]["content"][1], picture);
+    // A deployment that pseudonymizes could not check it: refused, and
+    // nothing is sent.
+    let response = app
+        .post_json("/v1/chat/completions", &with_part("cloud-vision", picture))
+        .await;
+    assert_eq!(response.status(), 400);
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains("invalid_parameter") && text.contains("pseudonymize"),
+        "{text}"
+    );
+    assert_eq!(cloud.count(), 0);
+    // An address to fetch, or a part of another type, is refused clearly.
+    for (part, says) in [
+        (
+            json!({"type": "image_url", "image_url": {"url": "https://example.org/form.png"}}),
+            "inline",
+        ),
+        (
+            json!({"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}),
+            "input_audio",
+        ),
+    ] {
+        let response = app
+            .post_json("/v1/chat/completions", &with_part("vision", part))
+            .await;
+        assert_eq!(response.status(), 400);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["param"], "messages[0].content", "{body}");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(says),
+            "{body}"
+        );
+    }
+    assert_eq!(own.count(), 1);
+    app.shutdown().await;
+}

@@ -163,6 +163,30 @@ pub struct ContentPart {
     pub part_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The image of an `image_url` part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<ImageUrl>,
+}
+
+/// An image in a message: Civitas takes it inline only, as a `data:` URL
+/// (`data:image/png;base64,...`), so that no provider is sent to fetch an
+/// address.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ImageUrl {
+    pub url: String,
+    /// `auto`, `low` or `high`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl ImageUrl {
+    /// The media type and base64 data of an inline image; `None` for
+    /// anything else than `data:<type>;base64,<data>`.
+    pub fn inline(&self) -> Option<(&str, &str)> {
+        let rest = self.url.strip_prefix("data:")?;
+        let (media_type, data) = rest.split_once(";base64,")?;
+        (media_type.starts_with("image/") && !data.is_empty()).then_some((media_type, data))
+    }
 }
 
 /// `response_format`.

@@ -350,6 +350,37 @@ async fn attempt(provider: &RemoteProvider, request: &ChatCompletionRequest) -> 
     })
 }
 
+/// Whether `request` holds images, once every part is checked: text, or an
+/// image given inline.
+fn holds_images(request: &ChatCompletionRequest) -> Result<bool, ApiError> {
+    let mut images = false;
+    for (index, message) in request.messages.iter().enumerate() {
+        let Some(MessageContent::Parts(parts)) = &message.content else {
+            continue;
+        };
+        let param = || format!("messages[{index}].content");
+        for part in parts {
+            match (part.part_type.as_str(), &part.image_url) {
+                ("text", _) => {}
+                ("image_url", Some(image)) if image.inline().is_some() => images = true,
+                ("image_url", _) => {
+                    return Err(ApiError::invalid(
+                        &param(),
+                        "an image must be sent inline, as a `data:image/...;base64,` URL; providers are not sent to fetch addresses",
+                    ))
+                }
+                (other, _) => {
+                    return Err(ApiError::invalid(
+                        &param(),
+                        format!("content parts of type `{other}` are not supported; send text or inline images"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(images)
+}
+
 /// Sends `request` to the deployments of its model, as the gateway orders
 /// them, and relays the first answer, streamed or not.
 ///
@@ -378,6 +409,7 @@ pub async fn forward_chat(
             "`messages` must hold at least one message",
         ));
     }
+    let images = holds_images(&request)?;
     let model = request.model.clone();
     let (candidates, mut probes) = match state.gateway.candidates(&model) {
         Candidates::Try(candidates, probes) => (candidates, probes),
@@ -416,6 +448,20 @@ pub async fn forward_chat(
         )
         .await?;
         return Err(ApiError::internal());
+    }
+    // What is in an image cannot be replaced by placeholders: images go
+    // only where nothing would be.
+    let cleared_for: Vec<Arc<RemoteProvider>> = cleared_for
+        .into_iter()
+        .filter(|provider| !images || !provider.pseudonymize)
+        .collect();
+    if cleared_for.is_empty() {
+        return Err(ApiError::invalid(
+            "messages",
+            format!(
+                "images cannot be checked for personal data, so they are sent only to deployments that do not pseudonymize (the agency's own servers); `{model}` has none cleared for this request"
+            ),
+        ));
     }
     let gateway = &state.gateway;
     let mut last = None;
