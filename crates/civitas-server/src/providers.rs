@@ -189,6 +189,12 @@ impl RemoteProvider {
         let mut body = request.clone();
         body.model = self.upstream_model(&request.model).to_owned();
         body.civitas = None;
+        // A stream's usage is always asked for, so that it is charged.
+        if body.stream == Some(true) {
+            body.stream_options = Some(civitas_types::openai::StreamOptions {
+                include_usage: Some(true),
+            });
+        }
         body
     }
 

@@ -94,14 +94,24 @@ async fn handle(
     let behaviour = *upstream.behaviour.lock().unwrap();
     let model = request["model"].as_str().unwrap_or("m").to_owned();
     match behaviour {
-        Behaviour::Answer if request["stream"] == true => Response::builder()
-            .header("content-type", "text/event-stream")
-            .body(Body::from(format!(
-                "{}{}data: [DONE]\n\n",
-                chunk("answered by "),
-                chunk(upstream.name)
-            )))
-            .unwrap(),
+        Behaviour::Answer if request["stream"] == true => {
+            // The usage chunk OpenAI sends last when asked for it.
+            let usage = if request["stream_options"]["include_usage"] == true {
+                let usage = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                                   "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}});
+                format!("data: {usage}\n\n")
+            } else {
+                String::new()
+            };
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(Body::from(format!(
+                    "{}{}{usage}data: [DONE]\n\n",
+                    chunk("answered by "),
+                    chunk(upstream.name)
+                )))
+                .unwrap()
+        }
         Behaviour::Answer => Json(completion(upstream.name, &model)).into_response(),
         Behaviour::Fail500 => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -793,5 +803,48 @@ async fn inline_images_reach_only_deployments_that_do_not_pseudonymize() {
         );
     }
     assert_eq!(own.count(), 1);
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_streamed_answer_is_charged_its_tokens_whether_or_not_the_client_asked_for_usage() {
+    let (priced, priced_url) = upstream("priced", Behaviour::Answer).await;
+    let Some(app) = gateway(
+        vec![ProviderConfig {
+            input_per_million: Some(2.5),
+            output_per_million: Some(10.0),
+            ..deployment("priced", &priced_url, "streamed")
+        }],
+        |_| {},
+    )
+    .await
+    else {
+        return;
+    };
+    for client_asked in [false, true] {
+        let mut body =
+            json!({"model": "streamed", "messages": [{"role": "user", "content": "Hello"}], "stream": true});
+        if client_asked {
+            body["stream_options"] = json!({"include_usage": true});
+        }
+        let response = app.post_json("/v1/chat/completions", &body).await;
+        assert_eq!(response.status(), 200);
+        let request_id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains("answered by ") && text.ends_with("data: [DONE]\n\n"),
+            "{text}"
+        );
+        // The provider was asked for the usage either way; the client
+        // sees it only when it asked.
+        let (_, sent, _) = priced.seen.lock().unwrap().clone().unwrap();
+        assert_eq!(sent["stream_options"]["include_usage"], true);
+        assert_eq!(text.contains("\"usage\""), client_asked, "{text}");
+        let record = app.wait_for_record(&request_id).await.unwrap();
+        assert_eq!(
+            (record.prompt_tokens, record.completion_tokens, record.cost_micros),
+            (5, 3, 43)
+        );
+    }
     app.shutdown().await;
 }

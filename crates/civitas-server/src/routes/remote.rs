@@ -240,6 +240,114 @@ impl StreamRestorer {
     }
 }
 
+/// Reads the usage of a streamed answer from its chunks (the last one
+/// carries it) and passes the usage-only chunk on only to a client that
+/// asked for it (`stream_options.include_usage`).
+struct UsageMeter {
+    events: SseEvents,
+    client_asked: bool,
+    /// Prompt and answer tokens, once the usage chunk has passed.
+    usage: Arc<std::sync::Mutex<Option<(i64, i64)>>>,
+}
+
+impl UsageMeter {
+    fn new(client_asked: bool) -> UsageMeter {
+        UsageMeter {
+            events: SseEvents::default(),
+            client_asked,
+            usage: Arc::default(),
+        }
+    }
+
+    fn pass(&mut self, event: &str) -> String {
+        let Some(data) = event.lines().find_map(|line| line.strip_prefix("data:")) else {
+            return event.to_owned();
+        };
+        // Only a chunk that mentions usage is parsed.
+        if !data.contains("\"usage\"") {
+            return event.to_owned();
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data.trim_start()) else {
+            return event.to_owned();
+        };
+        let usage = &chunk["usage"];
+        if let (Some(prompt), Some(answer)) = (
+            usage["prompt_tokens"].as_i64(),
+            usage["completion_tokens"].as_i64(),
+        ) {
+            *self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((prompt, answer));
+            let usage_only = chunk["choices"].as_array().is_none_or(Vec::is_empty);
+            if usage_only && !self.client_asked {
+                return String::new();
+            }
+        }
+        event.to_owned()
+    }
+}
+
+impl SseTransform for UsageMeter {
+    fn feed(&mut self, bytes: &[u8]) -> String {
+        self.events
+            .push(bytes)
+            .iter()
+            .map(|event| self.pass(event))
+            .collect()
+    }
+
+    fn end(&mut self) -> String {
+        let rest = self.events.rest();
+        if rest.is_empty() {
+            return rest;
+        }
+        self.pass(&rest)
+    }
+}
+
+/// The request record of a streamed answer, written when the stream ends
+/// — finished, broken off, or left by its client — with the tokens its
+/// usage chunk gave.
+struct StreamEnd {
+    recorder: crate::recorder::RequestRecorder,
+    caller: Caller,
+    record: Option<RequestRecord>,
+    started: Instant,
+    decision: Option<Value>,
+    price: Option<(f64, f64)>,
+    usage: Arc<std::sync::Mutex<Option<(i64, i64)>>>,
+    broke_off: bool,
+}
+
+impl Drop for StreamEnd {
+    fn drop(&mut self) {
+        let Some(mut record) = self.record.take() else {
+            return;
+        };
+        let usage = *self.usage.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (prompt, answer) = usage.unwrap_or((0, 0));
+        record.prompt_tokens = prompt;
+        record.completion_tokens = answer;
+        record.latency_ms = self.started.elapsed().as_millis() as i64;
+        if self.broke_off {
+            record.error_code = Some(ErrorCode::UpstreamError.as_str().to_owned());
+        }
+        let (recorder, caller, decision, price) = (
+            self.recorder.clone(),
+            self.caller.clone(),
+            self.decision.take(),
+            self.price,
+        );
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            match price {
+                Some(price) => recorder.record_priced(&caller, record, decision, price).await,
+                None => recorder.record_decided(&caller, record, decision).await,
+            }
+        });
+    }
+}
+
 /// Rewrites a server-sent event stream as it passes: Anthropic's events
 /// into completion chunks, placeholders back into values.
 pub trait SseTransform: Send {
@@ -581,16 +689,40 @@ async fn relay(
 ) -> Result<Response, ApiError> {
     let model = &request.model;
     if request.stream.unwrap_or(false) {
-        record(state, forwarded, model, 200, (0, 0), None, provider.price).await;
+        // The provider is always asked for the usage (a last chunk), so
+        // that a streamed answer is charged like any other; the client
+        // sees that chunk only if it asked for it.
+        let client_asked = request
+            .stream_options
+            .as_ref()
+            .and_then(|options| options.include_usage)
+            .unwrap_or(false);
+        let meter = UsageMeter::new(client_asked);
+        let ending = StreamEnd {
+            recorder: state.recorder.clone(),
+            caller: forwarded.caller.clone(),
+            record: Some(RequestRecord {
+                model: Some(model.to_owned()),
+                model_sha256: None,
+                status: 200,
+                error_code: None,
+                ..forwarded.caller.new_record(
+                    &forwarded.request_id,
+                    forwarded.started_at,
+                    "/v1/chat/completions",
+                )
+            }),
+            started: forwarded.started,
+            decision: forwarded.decision.clone(),
+            price: provider.price,
+            usage: Arc::clone(&meter.usage),
+            broke_off: false,
+        };
         let mut transforms: Vec<Box<dyn SseTransform>> = Vec::new();
         if provider.kind == ProviderKind::Anthropic {
-            let usage = request
-                .stream_options
-                .as_ref()
-                .and_then(|options| options.include_usage)
-                .unwrap_or(false);
-            transforms.push(Box::new(crate::anthropic::StreamTranslator::new(model, usage)));
+            transforms.push(Box::new(crate::anthropic::StreamTranslator::new(model, true)));
         }
+        transforms.push(Box::new(meter));
         if !vault.is_empty() {
             transforms.push(Box::new(StreamRestorer {
                 vault,
@@ -599,7 +731,7 @@ async fn relay(
                 last: None,
             }));
         }
-        let body = sse_body(upstream, transforms, in_flight, provider.name.clone());
+        let body = sse_body(upstream, transforms, (in_flight, ending), provider.name.clone());
         let mut response = Response::new(body);
         let headers = response.headers_mut();
         headers.insert(
@@ -681,7 +813,7 @@ async fn relay(
 fn sse_body(
     upstream: reqwest::Response,
     transforms: Vec<Box<dyn SseTransform>>,
-    in_flight: InFlight,
+    in_flight: (InFlight, StreamEnd),
     provider: String,
 ) -> Body {
     let apply = |transforms: &mut Vec<Box<dyn SseTransform>>, bytes: &[u8]| -> bytes::Bytes {
@@ -714,6 +846,8 @@ fn sse_body(
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%provider, %error, "the provider's stream broke off");
+                    let mut in_flight = in_flight;
+                    in_flight.1.broke_off = true;
                     let mut out = finish(&mut transforms);
                     let event = serde_json::json!({"error": {
                         "message": format!("the provider `{provider}` stopped answering midway"),
