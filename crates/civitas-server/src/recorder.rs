@@ -28,8 +28,9 @@ struct Pending {
     charge: Arc<Vec<String>>,
     /// The data-protection decision the model call was made under.
     decision: Option<serde_json::Value>,
-    /// Its cost is already set (by the deployment's own price).
-    priced: bool,
+    /// The answering deployment's own price per million tokens (prompt,
+    /// answer), charged instead of the price table's.
+    price: Option<(f64, f64)>,
 }
 
 /// The audit record of a model call: who, agency, model and weights,
@@ -118,16 +119,21 @@ impl RequestRecorder {
                     mut record,
                     charge,
                     decision,
-                    priced,
+                    price,
                 } in batch.drain(..)
                 {
-                    if !priced {
-                        record.cost_micros = prices.cost_micros(
+                    record.cost_micros = match price {
+                        Some(price) => crate::limits::priced_micros(
+                            price,
+                            record.prompt_tokens,
+                            record.completion_tokens,
+                        ),
+                        None => prices.cost_micros(
                             record.model.as_deref(),
                             record.prompt_tokens,
                             record.completion_tokens,
-                        );
-                    }
+                        ),
+                    };
                     charges.push(charge);
                     decisions.push(decision);
                     records.push(record);
@@ -207,36 +213,25 @@ impl RequestRecorder {
         record: RequestRecord,
         decision: Option<serde_json::Value>,
     ) {
-        self.queue(Pending {
-            record,
-            charge: Arc::clone(&caller.charge),
-            decision,
-            priced: false,
-        })
-        .await
+        self.record_priced(caller, record, decision, None).await
     }
 
-    /// Queues the record of a model call answered by a deployment with its
-    /// own price (per million tokens: prompt, answer), which it is charged.
+    /// Queues the record of a model call, charged `price` (per million
+    /// tokens: prompt, answer) when the deployment that answered has its
+    /// own, else the price table's.
     pub async fn record_priced(
         &self,
         caller: &Caller,
-        mut record: RequestRecord,
+        record: RequestRecord,
         decision: Option<serde_json::Value>,
-        price: (f64, f64),
+        price: Option<(f64, f64)>,
     ) {
-        record.cost_micros =
-            crate::limits::priced_micros(price, record.prompt_tokens, record.completion_tokens);
-        self.queue(Pending {
+        let pending = Pending {
             record,
             charge: Arc::clone(&caller.charge),
             decision,
-            priced: true,
-        })
-        .await
-    }
-
-    async fn queue(&self, pending: Pending) {
+            price,
+        };
         if let Err(mpsc::error::TrySendError::Full(pending)) = self.sender.try_send(pending) {
             let _ = self.sender.send(pending).await;
         }

@@ -166,6 +166,15 @@ pub struct Limits {
     pub cost_per_month_micros: Option<i64>,
 }
 
+impl Limits {
+    /// Whether it sets a token or cost budget (not only requests).
+    pub fn has_budget(&self) -> bool {
+        self.tokens_per_minute.is_some()
+            || self.tokens_per_day.is_some()
+            || self.cost_per_month_micros.is_some()
+    }
+}
+
 /// Which limit refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {
@@ -290,40 +299,53 @@ impl UsageCounter {
         if want <= 0 {
             return Ok((current, 0));
         }
-        let hit = |kind, retry_after_seconds| LimitHit {
-            scope: limits.scope.clone(),
-            kind,
-            retry_after_seconds,
-        };
-        let to_next_minute = 60 - u64::from(now.second());
-        let to_next_day = 86_400 - u64::from(now.num_seconds_from_midnight());
         let room = limits
             .requests_per_minute
             .map_or(want, |limit| (limit - current.minute_requests).min(want));
         if room <= 0 {
-            return Err(hit(LimitKind::RequestsPerMinute, to_next_minute));
+            return Err(LimitHit {
+                scope: limits.scope.clone(),
+                kind: LimitKind::RequestsPerMinute,
+                retry_after_seconds: 60 - u64::from(now.second()),
+            });
         }
-        if limits
-            .tokens_per_minute
-            .is_some_and(|limit| current.minute_tokens >= limit)
-        {
-            return Err(hit(LimitKind::TokensPerMinute, to_next_minute));
-        }
-        if limits
-            .tokens_per_day
-            .is_some_and(|limit| current.day_tokens >= limit)
-        {
-            return Err(hit(LimitKind::TokensPerDay, to_next_day));
-        }
-        if limits
-            .cost_per_month_micros
-            .is_some_and(|limit| current.month_cost_micros >= limit)
-        {
-            return Err(hit(LimitKind::CostPerMonth, seconds_to_next_month(now)));
+        if let Some(spent) = current.spent(limits, now) {
+            return Err(spent);
         }
         let mut next = current;
         next.minute_requests += room;
         Ok((next, room))
+    }
+
+    /// The token or cost budget of `limits` this counter (already in the
+    /// windows of `now`) has used up, if any.
+    pub fn spent(&self, limits: &Limits, now: DateTime<Utc>) -> Option<LimitHit> {
+        let (kind, retry_after_seconds) = if limits
+            .tokens_per_minute
+            .is_some_and(|limit| self.minute_tokens >= limit)
+        {
+            (LimitKind::TokensPerMinute, 60 - u64::from(now.second()))
+        } else if limits
+            .tokens_per_day
+            .is_some_and(|limit| self.day_tokens >= limit)
+        {
+            (
+                LimitKind::TokensPerDay,
+                86_400 - u64::from(now.num_seconds_from_midnight()),
+            )
+        } else if limits
+            .cost_per_month_micros
+            .is_some_and(|limit| self.month_cost_micros >= limit)
+        {
+            (LimitKind::CostPerMonth, seconds_to_next_month(now))
+        } else {
+            return None;
+        };
+        Some(LimitHit {
+            scope: limits.scope.clone(),
+            kind,
+            retry_after_seconds,
+        })
     }
 
     /// Gives back `requests` granted earlier in `minute` and not used

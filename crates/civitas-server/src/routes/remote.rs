@@ -33,16 +33,15 @@ pub struct Forwarded {
     pub decision: Option<Value>,
 }
 
-async fn record(
-    state: &AppState,
+/// The request record of a forwarded call (latency up to now).
+fn request_record(
     forwarded: &Forwarded,
     model: &str,
     status: i64,
     usage: (i64, i64),
     error: Option<ErrorCode>,
-    price: Option<(f64, f64)>,
-) {
-    let record = RequestRecord {
+) -> RequestRecord {
+    RequestRecord {
         model: Some(model.to_owned()),
         model_sha256: None,
         prompt_tokens: usage.0,
@@ -55,22 +54,23 @@ async fn record(
             forwarded.started_at,
             "/v1/chat/completions",
         )
-    };
-    let decision = forwarded.decision.clone();
-    match price {
-        Some(price) => {
-            state
-                .recorder
-                .record_priced(&forwarded.caller, record, decision, price)
-                .await
-        }
-        None => {
-            state
-                .recorder
-                .record_decided(&forwarded.caller, record, decision)
-                .await
-        }
     }
+}
+
+async fn record(
+    state: &AppState,
+    forwarded: &Forwarded,
+    model: &str,
+    status: i64,
+    usage: (i64, i64),
+    error: Option<ErrorCode>,
+    price: Option<(f64, f64)>,
+) {
+    let record = request_record(forwarded, model, status, usage, error);
+    state
+        .recorder
+        .record_priced(&forwarded.caller, record, forwarded.decision.clone(), price)
+        .await;
 }
 
 fn marked(mut response: Response) -> Response {
@@ -296,17 +296,15 @@ impl SseTransform for UsageMeter {
 
     fn end(&mut self) -> String {
         let rest = self.events.rest();
-        if rest.is_empty() {
-            return rest;
-        }
         self.pass(&rest)
     }
 }
 
-/// The request record of a streamed answer, written when the stream ends
-/// — finished, broken off, or left by its client — with the tokens its
-/// usage chunk gave.
+/// A stream's place at its deployment, and its request record, written
+/// when the stream ends — finished, broken off, or left by its client —
+/// with the tokens its usage chunk gave.
 struct StreamEnd {
+    _in_flight: InFlight,
     recorder: crate::recorder::RequestRecorder,
     caller: Caller,
     record: Option<RequestRecord>,
@@ -339,12 +337,7 @@ impl Drop for StreamEnd {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        runtime.spawn(async move {
-            match price {
-                Some(price) => recorder.record_priced(&caller, record, decision, price).await,
-                None => recorder.record_decided(&caller, record, decision).await,
-            }
-        });
+        runtime.spawn(async move { recorder.record_priced(&caller, record, decision, price).await });
     }
 }
 
@@ -699,19 +692,10 @@ async fn relay(
             .unwrap_or(false);
         let meter = UsageMeter::new(client_asked);
         let ending = StreamEnd {
+            _in_flight: in_flight,
             recorder: state.recorder.clone(),
             caller: forwarded.caller.clone(),
-            record: Some(RequestRecord {
-                model: Some(model.to_owned()),
-                model_sha256: None,
-                status: 200,
-                error_code: None,
-                ..forwarded.caller.new_record(
-                    &forwarded.request_id,
-                    forwarded.started_at,
-                    "/v1/chat/completions",
-                )
-            }),
+            record: Some(request_record(forwarded, model, 200, (0, 0), None)),
             started: forwarded.started,
             decision: forwarded.decision.clone(),
             price: provider.price,
@@ -731,7 +715,7 @@ async fn relay(
                 last: None,
             }));
         }
-        let body = sse_body(upstream, transforms, (in_flight, ending), provider.name.clone());
+        let body = sse_body(upstream, transforms, ending, provider.name.clone());
         let mut response = Response::new(body);
         let headers = response.headers_mut();
         headers.insert(
@@ -813,7 +797,7 @@ async fn relay(
 fn sse_body(
     upstream: reqwest::Response,
     transforms: Vec<Box<dyn SseTransform>>,
-    in_flight: (InFlight, StreamEnd),
+    ending: StreamEnd,
     provider: String,
 ) -> Body {
     let apply = |transforms: &mut Vec<Box<dyn SseTransform>>, bytes: &[u8]| -> bytes::Bytes {
@@ -831,34 +815,33 @@ fn sse_body(
         }
         out
     };
-    let state = Some((upstream.bytes_stream(), transforms, in_flight));
+    let state = Some((upstream.bytes_stream(), transforms, ending));
     let events = futures::stream::unfold(state, move |state| {
         let provider = provider.clone();
         async move {
-            let (mut upstream, mut transforms, in_flight) = state?;
+            let (mut upstream, mut transforms, mut ending) = state?;
             match upstream.next().await {
                 Some(Ok(bytes)) => {
                     let out = apply(&mut transforms, &bytes);
                     Some((
                         Ok::<_, std::convert::Infallible>(out),
-                        Some((upstream, transforms, in_flight)),
+                        Some((upstream, transforms, ending)),
                     ))
                 }
                 Some(Err(error)) => {
                     tracing::warn!(%provider, %error, "the provider's stream broke off");
-                    let mut in_flight = in_flight;
-                    in_flight.1.broke_off = true;
+                    ending.broke_off = true;
                     let mut out = finish(&mut transforms);
                     let event = serde_json::json!({"error": {
                         "message": format!("the provider `{provider}` stopped answering midway"),
                         "type": "server_error", "code": "upstream_error"}});
                     out.push_str(&format!("data: {event}\n\n"));
-                    drop(in_flight);
+                    drop(ending);
                     Some((Ok(bytes::Bytes::from(out)), None))
                 }
                 None => {
                     let out = finish(&mut transforms);
-                    drop(in_flight);
+                    drop(ending);
                     Some((Ok(bytes::Bytes::from(out)), None))
                 }
             }
